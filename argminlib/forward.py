@@ -1,0 +1,90 @@
+"""Forward (lower-level) solvers: find ``y`` for a given ``x``.
+
+Implicit differentiation does not care how ``y`` was found, only that it satisfies the
+optimality conditions; these are the defaults :func:`argminlib.argmin` uses. A user's own
+solver is any function ``forward(f, x, y0) -> y``.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import autograd.numpy as anp
+import numpy as onp
+import scipy.optimize as sopt
+from autograd import grad, hessian
+from autograd.tracer import getval
+
+from .exceptions import ForwardSolveError, NonFiniteError
+
+__all__ = ["newton", "stationary_point"]
+
+
+def _flat_objective(f, x, yshape, sign):
+    def obj(z):
+        return sign * f(x, anp.reshape(z, yshape))
+
+    g = grad(obj)
+
+    def value(z):
+        return float(obj(z))
+
+    def jac(z):
+        return onp.asarray(g(z), dtype=float)
+
+    def hessp(z, p):
+        return onp.asarray(grad(lambda z_: anp.dot(g(z_), p))(z), dtype=float)
+
+    return value, jac, hessp
+
+
+def newton(f, x, y0, *, maximize=False, gtol=1e-10, maxiter=500, method="trust-krylov"):
+    """Minimise (or maximise) ``f(x, y)`` over ``y`` from ``y0`` with a Newton-type method.
+
+    Uses :func:`scipy.optimize.minimize` (``trust-krylov`` by default, or ``Newton-CG`` /
+    ``trust-ncg``) with autograd gradients and Hessian-vector products; the Hessian is never
+    formed. Returns ``y`` with the shape of ``y0``. ``gtol`` bounds the gradient norm.
+    """
+    x = getval(x)
+    y0 = onp.asarray(getval(y0), dtype=float)
+    value, jac, hessp = _flat_objective(f, x, y0.shape, -1.0 if maximize else 1.0)
+    z0 = y0.reshape(-1)
+    if not onp.isfinite(value(z0)):
+        raise NonFiniteError(
+            "f(x, y0) is NaN or inf at the starting point: start the forward solver where f is "
+            "finite."
+        )
+    options = {"maxiter": maxiter}
+    options["gtol" if method != "Newton-CG" else "xtol"] = gtol
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        res = sopt.minimize(value, z0, jac=jac, hessp=hessp, method=method, options=options)
+    if not onp.all(onp.isfinite(res.x)):
+        raise ForwardSolveError(f"{method} diverged to NaN/inf from y0: {res.message}")
+    return res.x.reshape(y0.shape) if y0.shape else float(res.x[0])
+
+
+def stationary_point(f, x, y0, *, tol=1e-12, maxiter=200):
+    """Find a stationary point ``f_Y(x, y) = 0`` near ``y0`` (any kind: minimum, maximum or
+    saddle) by Newton's method on the gradient with the dense autograd Hessian
+    (:func:`scipy.optimize.root`, ``hybr``). For small problems."""
+    x = getval(x)
+    y0 = onp.asarray(getval(y0), dtype=float)
+    shape = y0.shape
+
+    def F(z):
+        return grad(lambda z_: f(x, anp.reshape(z_, shape)))(z)
+
+    def J(z):
+        return hessian(lambda z_: f(x, anp.reshape(z_, shape)))(z)
+
+    res = sopt.root(
+        lambda z: onp.asarray(F(z), dtype=float),
+        y0.reshape(-1),
+        jac=lambda z: onp.asarray(J(z), dtype=float),
+        method="hybr",
+        options={"xtol": tol, "maxfev": maxiter},
+    )
+    if not onp.all(onp.isfinite(res.x)):
+        raise ForwardSolveError(f"root finding diverged from y0: {res.message}")
+    return res.x.reshape(shape) if shape else float(res.x[0])
