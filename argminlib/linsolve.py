@@ -100,9 +100,7 @@ class LinearSystem:
             return self
         if self.rmatvec is None:
             raise NotImplementedError(f"the {self.name} has no transpose product")
-        t = LinearSystem(
-            self.n, self.rmatvec, self.matvec, definite=self.definite, name=self.name
-        )
+        t = LinearSystem(self.n, self.rmatvec, self.matvec, definite=self.definite, name=self.name)
         if self._matrix is not None:
             t._matrix = anp.transpose(self._matrix)
         return t

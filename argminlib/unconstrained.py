@@ -18,7 +18,7 @@ import numpy as onp
 from autograd import grad, hessian, jacobian
 from autograd.tracer import getval
 
-from .exceptions import ShapeError
+from .exceptions import NonFiniteError, ShapeError
 from .forward import newton, stationary_point
 from .implicit import root_jacobian, root_jvp, root_vjp
 from .linsolve import Dense, get_solver
@@ -87,7 +87,7 @@ class Unconstrained(Problem):
     tol : float
         Largest accepted ``||f_Y(x, y)||``.
     forward : callable ``forward(f, x, y0) -> y``, optional
-        Lower-level solver; default :func:`argminlib.forward.newton` (trust-region Newton
+        Lower-level solver; default :func:`argminlib.forward.newton` (trust-region Newton-CG
         with Hessian-vector products) for min/max, :func:`~argminlib.forward.stationary_point`
         for ``"stationary"``.
     """
@@ -116,7 +116,7 @@ class Unconstrained(Problem):
         elif self.mode == "stationary":
             y = stationary_point(self.f, x, self.y0)
         else:
-            y = newton(self.f, x, self.y0, maximize=self.mode == "max", gtol=self.tol * 1e-3)
+            y = newton(self.f, x, self.y0, maximize=self.mode == "max")
         z = onp.reshape(onp.asarray(getval(y), dtype=float), (-1,))
         if z.size != self.n:
             raise ShapeError(f"The forward solver returned {z.size} values; y0 has {self.n}.")
@@ -154,6 +154,11 @@ def _prepared(f, x, y, mode, solver, tol):
         raise ShapeError(
             f"f(x, y) must return a scalar; it returned shape {anp.shape(getval(value))}."
         )
+    if not onp.isfinite(getval(value)):
+        raise NonFiniteError(
+            f"f(x, y) = {getval(value)}: the objective is not finite at this (x, y); "
+            "check that y lies in the domain of f."
+        )
     problem = Unconstrained(f, y, mode=mode, solver=solver, tol=tol)
     lin = problem.linearize(x, anp.reshape(y, (-1,)))
     return problem, lin, x
@@ -182,7 +187,9 @@ def implicit_jvp(f, x, y, v, *, mode="min", solver="dense", tol=1e-6, return_inf
     problem, lin, x = _prepared(f, x, y, mode, solver, tol)
     v = as_float_array(v, "v")
     if _shape_of(v) != _shape_of(x):
-        raise ShapeError(f"v has shape {_shape_of(v)}; the JVP needs the shape of x, {_shape_of(x)}.")
+        raise ShapeError(
+            f"v has shape {_shape_of(v)}; the JVP needs the shape of x, {_shape_of(x)}."
+        )
     dz, info = root_jvp(lin, v, problem.solver)
     out = problem.unpack(dz)
     return (out, info) if return_info else out
@@ -195,7 +202,9 @@ def implicit_vjp(f, x, y, u, *, mode="min", solver="dense", tol=1e-6, return_inf
     problem, lin, x = _prepared(f, x, y, mode, solver, tol)
     u = as_float_array(u, "u")
     if _shape_of(u) != problem.yshape:
-        raise ShapeError(f"u has shape {_shape_of(u)}; the VJP needs the shape of y, {problem.yshape}.")
+        raise ShapeError(
+            f"u has shape {_shape_of(u)}; the VJP needs the shape of y, {problem.yshape}."
+        )
     g, info = root_vjp(lin, anp.reshape(u, (-1,)), problem.solver)
     return (g, info) if return_info else g
 

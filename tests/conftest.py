@@ -1,0 +1,59 @@
+"""Shared test problems with closed-form solutions and derivatives."""
+
+import autograd.numpy as anp
+import numpy as onp
+import pytest
+
+
+class Quadratic:
+    """``f(x, y) = 1/2 y^T H(x) y - b(x)^T y`` with ``H(x) = H0 + sum_k x_k S_k`` and
+    ``b(x) = C x + c``, over flattened ``x`` and ``y`` of any shapes. Then
+    ``y*(x) = H(x)^{-1} b(x)`` and ``dy*/dx_k = H^{-1} (C_k - S_k y*)``."""
+
+    def __init__(self, xshape, yshape, seed, sign=1.0):
+        rng = onp.random.default_rng(seed)
+        self.xshape, self.yshape, self.sign = xshape, yshape, sign
+        m = int(onp.prod(xshape)) if xshape else 1
+        n = int(onp.prod(yshape)) if yshape else 1
+        G = rng.normal(size=(n, n))
+        self.H0 = G @ G.T / n + 2.0 * onp.eye(n)
+        S = rng.normal(size=(m, n, n)) * 0.1
+        self.S = 0.5 * (S + S.transpose(0, 2, 1))
+        self.C = rng.normal(size=(n, m))
+        self.c = rng.normal(size=n)
+        self.x = rng.normal(size=xshape) * 0.5 if xshape else float(rng.normal() * 0.5)
+        self.m, self.n = m, n
+
+    def H(self, x):
+        return self.H0 + anp.tensordot(anp.reshape(x, (-1,)), self.S, axes=1)
+
+    def f(self, x, y):
+        yf = anp.reshape(y, (-1,))
+        b = anp.dot(self.C, anp.reshape(x, (-1,))) + self.c
+        return self.sign * (0.5 * anp.dot(yf, anp.dot(self.H(x), yf)) - anp.dot(b, yf))
+
+    def solution(self, x):
+        xf = onp.reshape(x, -1)
+        y = onp.linalg.solve(self.H(x), self.C @ xf + self.c)
+        return y.reshape(self.yshape) if self.yshape else float(y[0])
+
+    def jacobian(self, x):
+        y = onp.reshape(self.solution(x), -1)
+        Hx = self.H(x)
+        cols = [onp.linalg.solve(Hx, self.C[:, k] - self.S[k] @ y) for k in range(self.m)]
+        J = onp.stack(cols, axis=1)
+        return J.reshape(tuple(self.yshape) + tuple(self.xshape))
+
+
+SHAPES = [((), (3,)), ((4,), (3,)), ((2, 3), (3, 2)), ((5,), ()), ((), ())]
+
+
+@pytest.fixture(params=SHAPES, ids=lambda s: f"x{s[0]}-y{s[1]}")
+def quadratic(request):
+    xs, ys = request.param
+    return Quadratic(xs, ys, seed=len(xs) * 10 + len(ys))
+
+
+def cubic_f(x, y):
+    """The paper's Figure 1 function, ``f(x, y) = x y^4 + 2 x^2 y^3 - 12 y^2``."""
+    return x * y**4 + 2 * x**2 * y**3 - 12 * y**2

@@ -1,0 +1,342 @@
+"""Lemmas 3.1-3.4, the general implicit derivatives and the argmin/argmax primitives."""
+
+import autograd.numpy as anp
+import numpy as onp
+import pytest
+from autograd import grad, jacobian
+from conftest import Quadratic, cubic_f
+
+import argminlib as al
+
+SOLVERS = ["dense", "cholesky", "lu", "cg", "minres", "gmres"]
+
+# --- Lemma 3.1 on the paper's Figure 1 function -----------------------------------------
+
+BRANCHES_AT_1 = [  # (start, y, f(1, y), g'(1)) from the digest
+    (-3.0, -3.31174, -83.9666, 0.201503),
+    (0.2, 0.0, 0.0, 0.0),
+    (2.0, 1.81174, -16.7209, -1.701503),
+]
+
+
+def cubic_branch(x, sign):
+    """Closed-form stationary points of f(x, .) for x > 0 (sign = -1, +1)."""
+    return (-3 * x**2 + sign * onp.sqrt(9 * x**4 + 96 * x)) / (4 * x)
+
+
+def cubic_derivative(x, y):
+    return -(y**3 + 3 * x * y**2) / (3 * x * y**2 + 3 * x**2 * y - 6)
+
+
+@pytest.mark.parametrize("start, y_ref, f_ref, dg_ref", BRANCHES_AT_1)
+def test_lemma_3_1_check_values(start, y_ref, f_ref, dg_ref):
+    y = al.stationary_point(cubic_f, 1.0, start)
+    assert y == pytest.approx(y_ref, abs=1e-5)
+    assert cubic_f(1.0, y) == pytest.approx(f_ref, abs=1e-4)
+    assert al.lemma_3_1(cubic_f, 1.0, y, mode="stationary") == pytest.approx(dg_ref, abs=1e-6)
+
+
+@pytest.mark.parametrize("x", [0.3, 0.8, 1.5, 2.2])
+@pytest.mark.parametrize("sign", [-1, 1])
+def test_lemma_3_1_closed_form_branches(x, sign):
+    y = cubic_branch(x, sign)
+    mode = "min"  # both outer branches are local minima for x > 0
+    assert al.lemma_3_1(cubic_f, x, y, mode=mode) == pytest.approx(
+        cubic_derivative(x, y), rel=1e-10
+    )
+    # and the middle branch y = 0 (a local maximum) has g' = 0
+    assert al.lemma_3_1(cubic_f, x, 0.0, mode="max") == 0.0
+
+
+def test_lemma_3_1_global_minimum_through_argmin():
+    g = lambda x: al.argmin(cubic_f, x, -3.0)  # noqa: E731
+    assert grad(g)(1.0) == pytest.approx(0.201503, abs=1e-6)
+    assert grad(g)(1.0) == pytest.approx(al.fd_jvp(g, 1.0, 1.0), abs=1e-6)
+
+
+def test_scalar_mean_example():
+    """f = sum_i (h_i(x) - y)^2 gives g = mean h_i and g' = mean h_i'."""
+
+    def h(x):
+        return anp.array([anp.sin(x), x**2, anp.exp(0.3 * x), 3.0 * x])
+
+    f = lambda x, y: anp.sum((h(x) - y) ** 2)  # noqa: E731
+    x = 0.7
+    y = float(onp.mean(h(x)))
+    assert al.f_YY(f, x, y) == pytest.approx(2 * 4)
+    assert al.f_XY(f, x, y) == pytest.approx(-2 * onp.sum(jacobian(h)(x)))
+    assert al.lemma_3_1(f, x, y) == pytest.approx(onp.mean(jacobian(h)(x)), rel=1e-12)
+    assert grad(lambda x: al.argmin(f, x, 0.0))(x) == pytest.approx(onp.mean(jacobian(h)(x)))
+
+
+# --- Lemmas 3.2-3.4 against closed forms ------------------------------------------------
+
+
+def test_lemma_3_2_vector_y():
+    q = Quadratic((), (4,), seed=1)
+    y = q.solution(q.x)
+    assert onp.allclose(al.lemma_3_2(q.f, q.x, y), q.jacobian(q.x), atol=1e-10)
+
+
+def test_lemma_3_3_argmax():
+    q = Quadratic((), (4,), seed=2, sign=-1.0)
+    y = q.solution(q.x)
+    assert onp.allclose(al.lemma_3_3(q.f, q.x, y), q.jacobian(q.x), atol=1e-10)
+    with pytest.raises(al.CurvatureError, match="negative definite"):
+        al.lemma_3_3(Quadratic((), (4,), seed=2).f, q.x, y)
+
+
+def test_lemma_3_4_vector_x():
+    q = Quadratic((3,), (4,), seed=3)
+    y = q.solution(q.x)
+    assert onp.allclose(al.lemma_3_4(q.f, q.x, y), q.jacobian(q.x), atol=1e-10)
+
+
+def test_lemmas_refuse_other_shapes():
+    q = Quadratic((3,), (4,), seed=3)
+    with pytest.raises(al.ShapeError, match="implicit_jacobian"):
+        al.lemma_3_2(q.f, q.x, q.solution(q.x))
+
+
+def test_lemmas_equal_core_mechanism():
+    q = Quadratic((3,), (4,), seed=4)
+    y = q.solution(q.x)
+    J_core = al.implicit_jacobian(q.f, q.x, y)
+    assert onp.allclose(al.lemma_3_4(q.f, q.x, y), J_core, atol=1e-12)
+
+
+# --- the general derivatives, every shape, solver and mode -------------------------------
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_jacobian_every_solver(quadratic, solver):
+    q = quadratic
+    y = q.solution(q.x)
+    J, info = al.implicit_jacobian(q.f, q.x, y, solver=solver, return_info=True)
+    assert onp.shape(J) == tuple(q.yshape) + tuple(q.xshape)
+    assert onp.allclose(J, q.jacobian(q.x), atol=1e-8)
+    assert info.converged and info.residual < 1e-8
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_jvp_vjp_consistent_with_jacobian(quadratic, solver):
+    q = quadratic
+    rng = onp.random.default_rng(7)
+    y = q.solution(q.x)
+    J = q.jacobian(q.x).reshape(q.n, q.m)
+    v = rng.normal(size=q.xshape) if q.xshape else float(rng.normal())
+    u = rng.normal(size=q.yshape) if q.yshape else float(rng.normal())
+    jv = al.implicit_jvp(q.f, q.x, y, v, solver=solver)
+    uj = al.implicit_vjp(q.f, q.x, y, u, solver=solver)
+    assert onp.allclose(onp.reshape(jv, -1), J @ onp.reshape(v, -1), atol=1e-8)
+    assert onp.allclose(onp.reshape(uj, -1), onp.reshape(u, -1) @ J, atol=1e-8)
+    assert onp.shape(uj) == onp.shape(q.x)
+    assert onp.shape(jv) == onp.shape(y)
+
+
+def test_jacobian_against_finite_differences(quadratic):
+    q = quadratic
+    J = al.implicit_jacobian(q.f, q.x, q.solution(q.x), solver="cg")
+    J_fd = al.fd_jacobian(q.solution, q.x)
+    assert al.max_error(J, J_fd) < 1e-7
+
+
+@pytest.mark.parametrize("solver", ["dense", "cg", "minres", "gmres"])
+def test_argmax_every_solver(solver):
+    q = Quadratic((2, 2), (3,), seed=5, sign=-1.0)
+    y = q.solution(q.x)
+    J = al.implicit_jacobian(q.f, q.x, y, mode="max", solver=solver)
+    assert onp.allclose(J, q.jacobian(q.x), atol=1e-8)
+    g = grad(lambda x: anp.sum(al.argmax(q.f, x, onp.zeros(3), solver=solver) ** 2))
+    assert al.max_error(g(q.x), al.fd_grad(lambda x: onp.sum(q.solution(x) ** 2), q.x)) < 1e-6
+
+
+def test_saddle_point_with_stationary_mode():
+    """An indefinite Hessian is fine in mode='stationary' (MINRES, LU), refused for argmin."""
+    f = lambda x, y: 0.5 * y[0] ** 2 - 0.5 * y[1] ** 2 - x * y[0] - 2 * x * y[1]  # noqa: E731
+    x, y = 0.5, onp.array([0.5, -1.0])
+    for solver in ["lu", "minres", "gmres"]:
+        assert onp.allclose(
+            al.implicit_jacobian(f, x, y, mode="stationary", solver=solver), [1, -2]
+        )
+    with pytest.raises(al.CurvatureError, match="not positive definite"):
+        al.implicit_jacobian(f, x, y)
+    with pytest.raises(al.CurvatureError):
+        al.implicit_jvp(f, x, y, 1.0, solver="cg")
+
+
+# --- the primitive: autograd.grad goes through argmin ------------------------------------
+
+
+@pytest.mark.parametrize("solver", ["dense", "cg", "minres", "gmres"])
+def test_grad_through_argmin(solver):
+    q = Quadratic((2, 3), (3, 2), seed=6)
+
+    def loss(x):
+        y = al.argmin(q.f, x, onp.zeros((3, 2)), solver=solver)
+        return anp.sum(anp.sin(y)) + anp.sum(x**2)
+
+    def loss_ref(x):
+        return onp.sum(onp.sin(q.solution(x))) + onp.sum(x**2)
+
+    assert al.max_error(grad(loss)(q.x), al.fd_grad(loss_ref, q.x)) < 1e-7
+    assert al.max_error(grad(loss)(q.x), al.fd_grad(loss, q.x)) < 1e-5
+
+
+def test_forward_mode_through_argmin():
+    from autograd import make_jvp
+
+    q = Quadratic((4,), (3,), seed=8)
+    v = onp.arange(4.0)
+    _, jv = make_jvp(lambda x: al.argmin(q.f, x, onp.zeros(3)))(q.x)(v)
+    assert onp.allclose(jv, q.jacobian(q.x) @ v, atol=1e-8)
+
+
+def test_jacobian_through_argmin_matches_closed_form():
+    q = Quadratic((3,), (4,), seed=9)
+    J = jacobian(lambda x: al.argmin(q.f, x, onp.zeros(4), solver="minres"))(q.x)
+    assert onp.allclose(J, q.jacobian(q.x), atol=1e-8)
+
+
+def test_one_linear_solve_per_vjp():
+    """The VJP never unrolls the forward solver: exactly one solve with the Hessian."""
+    q = Quadratic((50,), (6,), seed=10)
+    calls = []
+
+    def counting_solver(matvec, b):
+        calls.append(1)
+        return al.get_solver("cg")(al.LinearSystem(len(b), matvec, symmetric=True), b)[0]
+
+    grad(lambda x: anp.sum(al.argmin(q.f, x, onp.zeros(6), solver=counting_solver)))(q.x)
+    assert len(calls) == 1
+
+
+def _inner_problem():
+    rng = onp.random.default_rng(11)
+    Q = rng.normal(size=(3, 3))
+    Q = Q @ Q.T + 3 * onp.eye(3)
+    return lambda y, z: 0.5 * z @ Q @ z - y @ z + 0.25 * anp.sum(z**4)
+
+
+def test_nested_argmin_inner_depends_on_outer_variable():
+    """The outer objective contains an argmin over its own variable y: second derivatives
+    of the inner argmin are needed, and the dense VJP is differentiable."""
+    h = _inner_problem()
+
+    def f(x, y):
+        z = al.argmin(h, y, onp.zeros(3))
+        return 0.5 * anp.sum((y - x) ** 2) + 0.5 * anp.sum(z**2) + 0.1 * anp.sum(y**4)
+
+    def loss(x):
+        return anp.sum(anp.sin(al.argmin(f, x, onp.zeros(3))))
+
+    x = onp.array([0.3, -0.5, 1.0])
+    assert al.max_error(grad(loss)(x), al.fd_grad(loss, x)) < 1e-6
+
+
+def test_nested_argmin_inner_depends_on_parameter():
+    h = _inner_problem()
+
+    def f(x, y):
+        z = al.argmin(h, x, onp.zeros(3))
+        return 0.5 * anp.sum((y - z) ** 2) + 0.1 * anp.sum(y**4)
+
+    def loss(x):
+        return anp.sum(anp.sin(al.argmin(f, x, onp.zeros(3), solver="cg")))
+
+    x = onp.array([0.3, -0.5, 1.0])
+    assert al.max_error(grad(loss)(x), al.fd_grad(loss, x)) < 1e-6
+
+
+def test_custom_forward_solver_is_used():
+    seen = []
+
+    def forward(f, x, y0):
+        seen.append(x)
+        return 2.0 * x  # the exact minimiser of (y - 2x)^2
+
+    g = grad(lambda x: al.argmin(lambda x, y: (y - 2 * x) ** 2, x, 0.0, forward=forward))
+    assert g(1.5) == pytest.approx(2.0)
+    assert seen == [1.5]
+
+
+# --- bad input: every error the issue lists ------------------------------------------------
+
+
+def test_not_stationary_reports_norm_and_tol():
+    q = Quadratic((), (3,), seed=12)
+    y = q.solution(q.x) + 1e-3
+    with pytest.raises(al.NotStationaryError, match=r"residual norm .* > tol 1.0e-06") as e:
+        al.implicit_jacobian(q.f, q.x, y)
+    assert e.value.residual > 1e-6 and e.value.tol == 1e-6
+    assert al.implicit_jacobian(q.f, q.x, y, tol=1.0) is not None  # the caller can relax it
+
+
+def test_singular_hessian():
+    f = lambda x, y: (y[0] - x) ** 2 + 0.0 * y[1] ** 2  # noqa: E731
+    with pytest.raises(al.CurvatureError, match="singular"):
+        al.implicit_jacobian(f, 1.0, onp.array([1.0, 0.0]))
+    with pytest.raises(al.SingularHessianError, match="eigenvalue 0.000e\\+00"):
+        al.implicit_jacobian(f, 1.0, onp.array([1.0, 0.0]), mode="stationary")
+
+
+def test_wrong_curvature_names_smallest_eigenvalue():
+    with pytest.raises(al.CurvatureError, match=r"smallest eigenvalue -2.400e\+01") as e:
+        al.lemma_3_1(cubic_f, 1.0, 0.0, mode="min")
+    assert e.value.eigenvalue == pytest.approx(-24.0)
+    with pytest.raises(al.CurvatureError, match="not a strict local maximum"):
+        grad(lambda x: al.argmax(lambda x, y: (y - x) ** 2, x, 0.0, forward=lambda f, x, y0: x))(
+            1.0
+        )
+
+
+def test_shape_errors():
+    q = Quadratic((4,), (3,), seed=13)
+    y = q.solution(q.x)
+    with pytest.raises(al.ShapeError, match=r"shape of x, \(4,\)"):
+        al.implicit_jvp(q.f, q.x, y, onp.ones(3))
+    with pytest.raises(al.ShapeError, match=r"shape of y, \(3,\)"):
+        al.implicit_vjp(q.f, q.x, y, onp.ones(4))
+    with pytest.raises(al.ShapeError, match="must return a scalar"):
+        al.implicit_jacobian(lambda x, y: y * x[:3], q.x, y)
+    with pytest.raises(al.ShapeError, match="returned 2 values"):
+        al.argmin(q.f, q.x, onp.zeros(3), forward=lambda f, x, y0: onp.zeros(2))
+
+
+@pytest.mark.parametrize("where", ["x", "y", "v"])
+def test_non_finite_inputs(where):
+    q = Quadratic((4,), (3,), seed=14)
+    x, y, v = q.x.copy(), q.solution(q.x), onp.ones(4)
+    {"x": x, "y": y, "v": v}[where][0] = onp.nan
+    with pytest.raises(al.NonFiniteError, match=f"{where} contains NaN"):
+        al.implicit_jvp(q.f, x, y, v)
+
+
+def test_non_finite_objective():
+    f = lambda x, y: anp.log(y - x) + y**2  # noqa: E731
+    with pytest.raises(al.NonFiniteError, match="not finite"):
+        al.implicit_jacobian(f, 1.0, 0.0)
+    with pytest.raises(al.NonFiniteError, match="starting point"):
+        al.argmin(f, 1.0, 0.0)
+
+
+def test_iterative_solve_not_converged_reports_outcome():
+    q = Quadratic((), (30,), seed=15)
+    y = q.solution(q.x)
+    with pytest.raises(al.LinearSolveError, match=r"CG did not converge .* 2 iterations") as e:
+        al.implicit_vjp(q.f, q.x, y, onp.ones(30), solver=al.CG(maxiter=2))
+    assert e.value.info.iterations == 2 and not e.value.info.converged
+
+
+def test_forward_solver_failure_is_reported():
+    f = lambda x, y: anp.sum((y - x) ** 2)  # noqa: E731
+    with pytest.raises(al.NotStationaryError, match="residual norm"):
+        al.argmin(f, onp.ones(3), onp.zeros(3), forward=lambda f, x, y0: y0)
+
+
+def test_unknown_solver_and_mode():
+    f = lambda x, y: (y - x) ** 2  # noqa: E731
+    with pytest.raises(ValueError, match="Unknown linear solver 'qr'"):
+        al.implicit_jacobian(f, 1.0, 1.0, solver="qr")
+    with pytest.raises(ValueError, match="use 'min', 'max' or 'stationary'"):
+        al.implicit_jacobian(f, 1.0, 1.0, mode="minimum")
