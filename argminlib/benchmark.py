@@ -1,0 +1,139 @@
+"""The hypergradient benchmark: finite differences against implicit differentiation.
+
+A ridge-type lower-level problem with one regularisation weight per coefficient,
+
+    y*(x) = argmin_y 1/2 ||X y - t||^2 + 1/2 sum_i exp(x_i) y_i^2,     x, y in R^n,
+
+and the upper-level loss ``L(x) = 1/2 ||y*(x) - y_val||^2``. The exact hypergradient comes
+from the adjoint ``H lam = y* - y_val`` with ``H = X^T X + diag(exp(x))``:
+``dL/dx_i = -lam_i exp(x_i) y*_i``; with ``X`` of ``N << n`` rows the Woodbury identity
+solves with ``H`` exactly in ``O(n N^2)``, so the reference is exact at every size.
+
+:func:`run` times each method and reports its error against that reference;
+``benchmarks/bench_hypergradient.py`` prints the table and chapter 6 of the book plots it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import autograd.numpy as anp
+import numpy as onp
+
+from .fd import fd_grad
+from .forward import newton
+from .unconstrained import implicit_vjp
+
+__all__ = ["RidgeProblem", "run", "format_table", "METHODS"]
+
+METHODS = ("forward", "fd", "dense", "cg", "minres")
+
+
+class RidgeProblem:
+    """The benchmark problem at size ``n`` with ``rows`` observations (seeded)."""
+
+    def __init__(self, n, rows=100, seed=0):
+        rng = onp.random.default_rng(seed)
+        self.n, self.rows = n, rows
+        self.X = rng.normal(size=(rows, n)) / onp.sqrt(rows)
+        self.t = rng.normal(size=rows)
+        self.y_val = rng.normal(size=n) * 0.1
+        self.x = rng.normal(size=n) * 0.5
+
+    def f(self, x, y):
+        r = anp.dot(self.X, y) - self.t
+        return 0.5 * anp.dot(r, r) + 0.5 * anp.sum(anp.exp(x) * y**2)
+
+    def upper(self, y):
+        return 0.5 * anp.sum((y - self.y_val) ** 2)
+
+    def solve_H(self, x, b):
+        """``(X^T X + diag(exp(x)))^{-1} b`` exactly, by the Woodbury identity."""
+        d = onp.exp(x)
+        Db = b / d
+        K = onp.eye(self.rows) + (self.X / d) @ self.X.T
+        return Db - (self.X.T @ onp.linalg.solve(K, self.X @ Db)) / d
+
+    def solution(self, x):
+        return self.solve_H(x, self.X.T @ self.t)
+
+    def hypergradient(self, x):
+        """The exact ``dL/dx`` by the analytic adjoint."""
+        y = self.solution(x)
+        lam = self.solve_H(x, y - self.y_val)
+        return -lam * onp.exp(x) * y
+
+    def loss(self, x, y0=None):
+        y = newton(self.f, x, self.y0 if y0 is None else y0)
+        return float(self.upper(y))
+
+    @property
+    def y0(self):
+        return onp.zeros(self.n)
+
+
+@dataclass
+class Row:
+    n: int
+    method: str
+    seconds: float
+    error: float  # max relative error of the hypergradient (of y* for "forward")
+
+
+def _timed(fun, repeat):
+    best, out = onp.inf, None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fun()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def _relerr(a, b):
+    return float(onp.max(onp.abs(a - b)) / max(onp.max(onp.abs(b)), 1e-300))
+
+
+def run(sizes=(10, 100, 1000, 10000), fd_max=1000, dense_max=1000, repeat=3, seed=0):
+    """Time every method at every size; returns a list of :class:`Row`.
+
+    Methods: ``forward`` (the lower-level solve by :func:`argminlib.newton`), ``fd``
+    (central differences, ``2n`` warm-started re-solves, up to ``fd_max``), ``dense``
+    (implicit VJP with the formed Hessian, up to ``dense_max``), ``cg`` and ``minres``
+    (matrix-free implicit VJP with Hessian-vector products). Times are the best of
+    ``repeat`` runs, in seconds.
+    """
+    rows = []
+    for n in sizes:
+        p = RidgeProblem(n, seed=seed)
+        ref = p.hypergradient(p.x)
+        t, y = _timed(lambda p=p: newton(p.f, p.x, p.y0), repeat)
+        rows.append(Row(n, "forward", t, _relerr(y, p.solution(p.x))))
+        u = y - p.y_val  # dL/dy
+        if n <= fd_max:
+            t, g = _timed(lambda p=p, y=y: fd_grad(lambda x: p.loss(x, y0=y), p.x, 1e-5), 1)
+            rows.append(Row(n, "fd", t, _relerr(g, ref)))
+        if n <= dense_max:
+            t, g = _timed(lambda p=p, y=y, u=u: implicit_vjp(p.f, p.x, y, u, solver="dense"), 1)
+            rows.append(Row(n, "dense", t, _relerr(g, ref)))
+        for name in ("cg", "minres"):
+            t, g = _timed(
+                lambda p=p, y=y, u=u, s=name: implicit_vjp(p.f, p.x, y, u, solver=s), repeat
+            )
+            rows.append(Row(n, name, t, _relerr(g, ref)))
+    return rows
+
+
+def format_table(rows):
+    """A plain-text table: one line per size, time (s) and relative error per method."""
+    sizes = sorted({r.n for r in rows})
+    head = f"{'n':>7} | " + " | ".join(f"{m:^19}" for m in METHODS)
+    lines = [head, f"{'':>7} | " + " | ".join(f"{'time s':>8} {'rel.err':>10}" for _ in METHODS)]
+    lines.append("-" * len(head))
+    for n in sizes:
+        cells = []
+        for m in METHODS:
+            r = next((r for r in rows if r.n == n and r.method == m), None)
+            cells.append(f"{r.seconds:8.4f} {r.error:10.1e}" if r else f"{'-':>8} {'-':>10}")
+        lines.append(f"{n:>7} | " + " | ".join(cells))
+    return "\n".join(lines)
