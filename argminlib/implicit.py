@@ -58,7 +58,7 @@ class Linearization:
         ``v -> B v`` for ``v`` of the shape of ``x``, an array (n,).
     """
 
-    def __init__(self, F, x, z, *, symmetric, definite, name):
+    def __init__(self, F, x, z, *, symmetric, definite, name, constraints=0):
         z = anp.reshape(z, (-1,)) if anp.ndim(z) != 1 else z
         self.x, self.z, self.n = x, z, int(anp.size(getval(z)))
         vjp_z, r = make_vjp(lambda z_: F(x, z_))(z)
@@ -72,7 +72,13 @@ class Linearization:
         zeros = onp.zeros(self.n)
         matvec = vjp_z if symmetric else _jvp_from_vjp(vjp_z, zeros)
         self.A = LinearSystem(
-            self.n, matvec, vjp_z, symmetric=symmetric, definite=definite, name=name
+            self.n,
+            matvec,
+            vjp_z,
+            symmetric=symmetric,
+            definite=definite,
+            name=name,
+            constraints=constraints,
         )
         self.jvp_x = _jvp_from_vjp(self.vjp_x, zeros)
 
@@ -96,9 +102,23 @@ class Linearization:
         return norm
 
 
-def linearize(F, x, z, *, symmetric=True, definite=0, name="Jacobian of the optimality conditions"):
-    """Linearise the optimality function ``F(x, z)`` at ``(x, z)``; see :class:`Linearization`."""
-    return Linearization(F, x, z, symmetric=symmetric, definite=definite, name=name)
+def linearize(
+    F,
+    x,
+    z,
+    *,
+    symmetric=True,
+    definite=0,
+    name="Jacobian of the optimality conditions",
+    constraints=0,
+):
+    """Linearise the optimality function ``F(x, z)`` at ``(x, z)``; see :class:`Linearization`.
+
+    ``symmetric``, ``definite`` and ``constraints`` describe ``dF/dz`` for the linear
+    solvers (see :class:`~argminlib.LinearSystem`)."""
+    return Linearization(
+        F, x, z, symmetric=symmetric, definite=definite, name=name, constraints=constraints
+    )
 
 
 def root_jvp(lin, v, solver=None):

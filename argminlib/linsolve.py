@@ -82,10 +82,26 @@ class LinearSystem:
         (argmax), ``0`` if only invertibility is required.
     name : str
         What ``A`` is, for error messages ("Hessian f_YY", "KKT matrix", ...).
+    constraints : int
+        For a KKT matrix ``[[H, J^T], [J, 0]]``: the number ``p`` of constraint rows. Then
+        ``definite=+1`` asks for ``H`` positive definite on the null space of ``J`` (a
+        strict constrained minimum), which holds exactly when ``A`` has ``n - p`` positive
+        and ``p`` negative eigenvalues; ``definite=-1`` asks for the mirror image.
     """
 
-    def __init__(self, n, matvec, rmatvec=None, *, symmetric=False, definite=0, name="matrix"):
+    def __init__(
+        self,
+        n,
+        matvec,
+        rmatvec=None,
+        *,
+        symmetric=False,
+        definite=0,
+        name="matrix",
+        constraints=0,
+    ):
         self.n = int(n)
+        self.constraints = int(constraints)
         self.matvec = matvec
         self.rmatvec = matvec if (rmatvec is None and symmetric) else rmatvec
         self.symmetric = bool(symmetric)
@@ -165,7 +181,10 @@ class Dense:
         if system.symmetric:
             eig = onp.linalg.eigvalsh(0.5 * (A + A.T))
             scale = max(onp.max(onp.abs(eig)), onp.finfo(float).tiny)
-            if system.definite > 0 and eig[0] <= self.rcond * scale:
+            p = system.constraints
+            if system.definite and p:
+                self._check_inertia(system, eig, scale)
+            elif system.definite > 0 and eig[0] <= self.rcond * scale:
                 kind = "singular" if abs(eig[0]) <= self.rcond * scale else "indefinite"
                 raise CurvatureError(
                     f"The {system.name} is not positive definite ({kind}): smallest eigenvalue "
@@ -174,7 +193,7 @@ class Dense:
                     "to be a maximum or a saddle point.",
                     eigenvalue=float(eig[0]),
                 )
-            if system.definite < 0 and eig[-1] >= -self.rcond * scale:
+            elif system.definite < 0 and eig[-1] >= -self.rcond * scale:
                 kind = "singular" if abs(eig[-1]) <= self.rcond * scale else "indefinite"
                 raise CurvatureError(
                     f"The {system.name} is not negative definite ({kind}): largest eigenvalue "
@@ -200,13 +219,36 @@ class Dense:
                     "check the constraint qualification or regularise the problem."
                 )
 
+    def _check_inertia(self, system, eig, scale):
+        """A KKT matrix of a strict constrained minimum has ``n - p`` positive and ``p``
+        negative eigenvalues (and the mirror image for a maximum)."""
+        p, n = system.constraints, system.n
+        tiny = self.rcond * scale
+        pos, neg = int(onp.sum(eig > tiny)), int(onp.sum(eig < -tiny))
+        want_pos, want_neg = (n - p, p) if system.definite > 0 else (p, n - p)
+        if (pos, neg) == (want_pos, want_neg):
+            return
+        if pos + neg < n:
+            return  # singular: reported below with the eigenvalue
+        kind = "minimum" if system.definite > 0 else "maximum"
+        sign = "positive" if system.definite > 0 else "negative"
+        raise CurvatureError(
+            f"The {system.name} has {pos} positive and {neg} negative eigenvalues; a strict "
+            f"constrained {kind} with {p} active constraints needs {want_pos} and {want_neg}. "
+            f"The Hessian of the Lagrangian is not {sign} definite on the constraints' null "
+            f"space, so y is not a strict constrained {kind}. Re-solve, or use "
+            "mode='stationary'.",
+            eigenvalue=float(eig[want_neg] if system.definite > 0 else eig[want_neg - 1]),
+        )
+
     def __call__(self, system, b):
         self.check(system)
         A = system.matrix()
         B = _as_2d(b)
         method = self.method
         if method == "auto":
-            method = "cholesky" if (system.symmetric and system.definite) else "lu"
+            definite = system.symmetric and system.definite and not system.constraints
+            method = "cholesky" if definite else "lu"
         if method == "cholesky":
             if not system.definite:
                 raise ValueError("Dense(method='cholesky') needs a definite system (mode min/max)")
@@ -269,6 +311,11 @@ class _Krylov:
         if nb == 0:
             return onp.zeros_like(b), SolveInfo(self.name, 0, 0.0, True)
         # CG needs a positive definite operator: for an argmax solve (-A) w = -b.
+        if self.name == "cg" and system.constraints:
+            raise ValueError(
+                f"CG needs a definite matrix and the {system.name} is indefinite by "
+                "construction; use solver='minres' (or 'gmres', 'dense')."
+            )
         sign = -1.0 if (self.name == "cg" and system.definite < 0) else 1.0
         op = self._operator(system, sign)
         count = [0]
@@ -303,7 +350,7 @@ class _Krylov:
                 + (" (CG needs a definite matrix: try 'minres')." if self.name == "cg" else "."),
                 info=info,
             )
-        if system.definite:
+        if system.definite and not system.constraints:
             # w^T A w = b^T A^{-1} b has the sign of A when A is definite: a cheap certificate.
             q = float(w @ Aw)
             if system.definite * q <= 0:

@@ -15,8 +15,8 @@ import numpy as onp
 from autograd.extend import defjvp, defvjp, primitive
 from autograd.tracer import getval
 
-from .exceptions import NonFiniteError
-from .implicit import linearize, root_jvp, root_vjp
+from .exceptions import NonFiniteError, ShapeError
+from .implicit import linearize, root_jacobian, root_jvp, root_vjp
 from .linsolve import get_solver
 
 __all__ = ["Problem", "solution", "as_float_array", "check_finite"]
@@ -53,18 +53,33 @@ def mode_sign(mode):
 class Problem:
     """A parameterised problem whose solutions are the zeros of ``optimality(x, z)``.
 
-    Subclasses set ``n`` (length of the flat ``z``), ``symmetric``, ``definite``,
-    ``name`` (of the matrix ``dF/dz``), ``what`` (of the conditions, for messages),
-    ``solver`` (linear solver), ``tol`` (stationarity tolerance) and implement
-    ``optimality(x, z)``, ``solve(x) -> z`` and ``unpack(z) -> y``.
+    ``z`` is flat: the ``ny`` entries of ``y`` followed by any multipliers. Subclasses set
+    ``yshape``, ``n`` (length of ``z``), ``constraints`` (multiplier count ``p``),
+    ``definite`` (+1 min, -1 max, 0 stationary), ``name`` (of ``dF/dz``), ``what`` (of the
+    conditions), ``solver`` and ``tol``, and implement ``optimality(x, z)``,
+    ``solve(x) -> z`` (forward solve) and ``pack(x, y) -> z`` (a given solution ``y`` with
+    its multipliers recovered).
+
+    At a solution ``y`` the derivatives are :meth:`jacobian`, :meth:`jvp` and :meth:`vjp`;
+    calling the problem with ``x`` solves it and returns ``y`` as an autograd primitive.
     """
 
     symmetric = True
     definite = 0
+    constraints = 0
     name = "Jacobian of the optimality conditions"
     what = "the optimality conditions"
     tol = 1e-6
     solver = None
+
+    @property
+    def ny(self):
+        return self.n - self.constraints
+
+    def primal(self, z):
+        """``y`` (shaped) from the flat ``z``; traceable by autograd."""
+        y = z[: self.ny] if self.constraints else z
+        return y[0] if self.yshape == () else anp.reshape(y, self.yshape)
 
     def linearize(self, x, z):
         """Check that ``z`` solves the problem at ``x`` and linearise there."""
@@ -75,21 +90,66 @@ class Problem:
             symmetric=self.symmetric,
             definite=self.definite,
             name=self.name,
+            constraints=self.constraints,
         )
         lin.check_stationary(self.tol, self.what)
         return lin
 
-    def vjp(self, x, z, u):
-        """``u^T dz/dx`` (shape of ``x``) for a cotangent ``u`` of shape (n,)."""
+    # -- derivatives at a known solution y ----------------------------------------------
+
+    def _at(self, x, y):
+        x = as_float_array(x, "x")
+        y = as_float_array(y, "y")
+        if anp.shape(getval(y)) != self.yshape:
+            raise ShapeError(
+                f"y has shape {anp.shape(getval(y))}; the problem's y has {self.yshape}."
+            )
+        return x, self.linearize(x, self.pack(x, y))
+
+    def jacobian(self, x, y, return_info=False):
+        """``dy/dx`` at the solution ``y``: shape ``shape(y) + shape(x)``."""
+        x, lin = self._at(x, y)
+        J, info = root_jacobian(lin, get_solver(self.solver))
+        xshape = anp.shape(getval(x))
+        J = anp.reshape(J[: self.ny], self.yshape + xshape)
+        J = J if anp.ndim(J) else float(J)
+        return (J, info) if return_info else J
+
+    def jvp(self, x, y, v, return_info=False):
+        """``(dy/dx) v`` for ``v`` of the shape of ``x``: one linear solve."""
+        x, lin = self._at(x, y)
+        v = as_float_array(v, "v")
+        if anp.shape(getval(v)) != anp.shape(getval(x)):
+            raise ShapeError(
+                f"v has shape {anp.shape(getval(v))}; the JVP needs the shape of x, "
+                f"{anp.shape(getval(x))}."
+            )
+        dz, info = root_jvp(lin, v, get_solver(self.solver))
+        return (self.primal(dz), info) if return_info else self.primal(dz)
+
+    def vjp(self, x, y, u, return_info=False):
+        """``u^T (dy/dx)`` for ``u`` of the shape of ``y``: one linear solve."""
+        x, lin = self._at(x, y)
+        u = as_float_array(u, "u")
+        if anp.shape(getval(u)) != self.yshape:
+            raise ShapeError(
+                f"u has shape {anp.shape(getval(u))}; the VJP needs the shape of y, {self.yshape}."
+            )
+        uz = anp.concatenate([anp.reshape(u, (-1,)), onp.zeros(self.constraints)])
+        g, info = root_vjp(lin, uz, get_solver(self.solver))
+        return (g, info) if return_info else g
+
+    # -- the primitive ------------------------------------------------------------------
+
+    def z_vjp(self, x, z, u):
         return root_vjp(self.linearize(x, z), u, get_solver(self.solver))[0]
 
-    def jvp(self, x, z, v):
-        """``dz/dx v`` (shape (n,)) for a tangent ``v`` of the shape of ``x``."""
+    def z_jvp(self, x, z, v):
         return root_jvp(self.linearize(x, z), v, get_solver(self.solver))[0]
 
     def __call__(self, x):
         """The solution at ``x``, differentiable with autograd."""
-        return self.unpack(solution(x, self))
+        return self.primal(solution(x, self))
 
 
 @primitive
@@ -98,5 +158,5 @@ def solution(x, problem):
     return anp.asarray(problem.solve(x), dtype=float)
 
 
-defvjp(solution, lambda z, x, problem: lambda u: problem.vjp(x, z, u), None)
-defjvp(solution, lambda v, z, x, problem: problem.jvp(x, z, v), None)
+defvjp(solution, lambda z, x, problem: lambda u: problem.z_vjp(x, z, u), None)
+defjvp(solution, lambda v, z, x, problem: problem.z_jvp(x, z, v), None)

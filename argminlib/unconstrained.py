@@ -20,7 +20,6 @@ from autograd.tracer import getval
 
 from .exceptions import NonFiniteError, ShapeError
 from .forward import newton, stationary_point
-from .implicit import root_jacobian, root_jvp, root_vjp
 from .linsolve import Dense, get_solver
 from .primitive import Problem, as_float_array, mode_sign
 
@@ -123,8 +122,8 @@ class Unconstrained(Problem):
         self.linearize(x, z)  # raises if the forward solver stopped short of a solution
         return z
 
-    def unpack(self, z):
-        return z[0] if self.yshape == () else anp.reshape(z, self.yshape)
+    def pack(self, x, y):
+        return anp.reshape(y, (-1,))
 
 
 def argmin(f, x, y0, *, solver="dense", tol=1e-6, forward=None):
@@ -146,10 +145,9 @@ def argmax(f, x, y0, *, solver="dense", tol=1e-6, forward=None):
 # --- the general derivatives through the core -------------------------------------------
 
 
-def _prepared(f, x, y, mode, solver, tol):
-    x = as_float_array(x, "x")
-    y = as_float_array(y, "y")
-    value = f(x, y)
+def _problem(f, x, y, mode, solver, tol):
+    """The problem with solution ``y``, after checking that ``f(x, y)`` is a finite scalar."""
+    value = f(as_float_array(x, "x"), as_float_array(y, "y"))
     if anp.ndim(getval(value)) != 0:
         raise ShapeError(
             f"f(x, y) must return a scalar; it returned shape {anp.shape(getval(value))}."
@@ -159,13 +157,7 @@ def _prepared(f, x, y, mode, solver, tol):
             f"f(x, y) = {getval(value)}: the objective is not finite at this (x, y); "
             "check that y lies in the domain of f."
         )
-    problem = Unconstrained(f, y, mode=mode, solver=solver, tol=tol)
-    lin = problem.linearize(x, anp.reshape(y, (-1,)))
-    return problem, lin, x
-
-
-def _shape_of(a):
-    return anp.shape(getval(a))
+    return Unconstrained(f, y, mode=mode, solver=solver, tol=tol)
 
 
 def implicit_jacobian(f, x, y, *, mode="min", solver="dense", tol=1e-6, return_info=False):
@@ -174,39 +166,20 @@ def implicit_jacobian(f, x, y, *, mode="min", solver="dense", tol=1e-6, return_i
     Returns an array of shape ``shape(y) + shape(x)`` (a float when both are scalars) and,
     with ``return_info=True``, the :class:`~argminlib.SolveInfo` of the linear solves.
     """
-    problem, lin, x = _prepared(f, x, y, mode, solver, tol)
-    J, info = root_jacobian(lin, problem.solver)
-    J = anp.reshape(J, problem.yshape + _shape_of(x))
-    J = J if anp.ndim(J) else float(J)
-    return (J, info) if return_info else J
+    return _problem(f, x, y, mode, solver, tol).jacobian(x, y, return_info)
 
 
 def implicit_jvp(f, x, y, v, *, mode="min", solver="dense", tol=1e-6, return_info=False):
     """``(dy/dx) v`` for a tangent ``v`` of the shape of ``x``, without forming ``dy/dx``:
     one linear solve. Returns an array of the shape of ``y``."""
-    problem, lin, x = _prepared(f, x, y, mode, solver, tol)
-    v = as_float_array(v, "v")
-    if _shape_of(v) != _shape_of(x):
-        raise ShapeError(
-            f"v has shape {_shape_of(v)}; the JVP needs the shape of x, {_shape_of(x)}."
-        )
-    dz, info = root_jvp(lin, v, problem.solver)
-    out = problem.unpack(dz)
-    return (out, info) if return_info else out
+    return _problem(f, x, y, mode, solver, tol).jvp(x, y, v, return_info)
 
 
 def implicit_vjp(f, x, y, u, *, mode="min", solver="dense", tol=1e-6, return_info=False):
     """``u^T (dy/dx)`` for a cotangent ``u`` of the shape of ``y`` (for instance the
     gradient of an upper-level loss in ``y``), without forming ``dy/dx``: one linear solve
     whatever the size of ``x``. Returns an array of the shape of ``x``."""
-    problem, lin, x = _prepared(f, x, y, mode, solver, tol)
-    u = as_float_array(u, "u")
-    if _shape_of(u) != problem.yshape:
-        raise ShapeError(
-            f"u has shape {_shape_of(u)}; the VJP needs the shape of y, {problem.yshape}."
-        )
-    g, info = root_vjp(lin, anp.reshape(u, (-1,)), problem.solver)
-    return (g, info) if return_info else g
+    return _problem(f, x, y, mode, solver, tol).vjp(x, y, u, return_info)
 
 
 # --- the lemmas as closed forms -------------------------------------------------------------
@@ -218,10 +191,11 @@ def _check(f, x, y, mode, tol, x_ndim, y_ndim, lemma):
         kinds = {0: "a scalar", 1: "a 1-D array"}
         raise ShapeError(
             f"{lemma} needs x {kinds[x_ndim]} and y {kinds[y_ndim]}; got shapes "
-            f"{_shape_of(x)} and {_shape_of(y)}. Use implicit_jacobian for any shapes."
+            f"{anp.shape(getval(x))} and {anp.shape(getval(y))}. "
+            "Use implicit_jacobian for any shapes."
         )
-    problem, lin, _ = _prepared(f, x, y, mode, None, tol)
-    Dense().check(lin.A)
+    problem = _problem(f, x, y, mode, None, tol)
+    Dense().check(problem._at(x, y)[1].A)
 
 
 def lemma_3_1(f, x, y, *, mode="min", tol=1e-6):
