@@ -35,6 +35,7 @@ __all__ = [
     "CG",
     "MINRES",
     "GMRES",
+    "NullSpace",
     "get_solver",
 ]
 
@@ -415,6 +416,68 @@ class GMRES(_Krylov):
         )
 
 
+class NullSpace:
+    """Null-space method for a KKT system ``[[H, J^T], [J, 0]] [w; mu] = [r; s]``.
+
+    With ``F`` an orthonormal basis of ``null(J)``: ``w = J^+ s + F q`` where
+    ``(F^T H F) q = F^T (r - H J^+ s)``, solved by ``inner`` (CG by default: ``F^T H F`` is
+    definite at a strict constrained minimum or maximum), then ``J^T mu = r - H w`` in the
+    least-squares sense. ``J`` and products with ``H`` are read off the KKT products, so the
+    Hessian is never formed; ``J`` (``p x n``) is formed from ``p`` products and factorised
+    by an SVD. A system without constraints goes to ``inner`` directly.
+    """
+
+    name = "nullspace"
+
+    def __init__(self, inner="cg", rcond=1e-10):
+        self.inner = inner
+        self.rcond = rcond
+
+    def __call__(self, system, b):
+        inner = get_solver(self.inner)
+        p = system.constraints
+        if not p:
+            return inner(system, b)
+        b = onp.asarray(getval(b), dtype=float)
+        if b.ndim == 2:
+            cols, info = [], None
+            for j in range(b.shape[1]):
+                w, i = self(system, b[:, j])
+                cols.append(w)
+                info = i if info is None else info.merge(i)
+            return onp.stack(cols, axis=1), info
+        n = system.n - p
+
+        def K(w, mu):
+            return onp.asarray(getval(system.matvec(onp.concatenate([w, mu]))), dtype=float)
+
+        J = onp.stack([K(onp.zeros(n), e)[:n] for e in onp.eye(p)])  # rows of J
+        U, sv, Vt = onp.linalg.svd(J)
+        rank = int(onp.sum(sv > self.rcond * max(sv[0], onp.finfo(float).tiny)))
+        if rank < p:
+            raise SingularHessianError(
+                f"The constraint Jacobian in the {system.name} has rank {rank} < {p}: the "
+                "multipliers are not unique; remove dependent constraints."
+            )
+        F = Vt[p:].T
+        zero = onp.zeros(p)
+        r, s = b[:n], b[n:]
+        wp = Vt[:p].T @ ((U.T @ s) / sv)  # J^+ s
+        reduced = LinearSystem(
+            n - p,
+            lambda q: F.T @ K(F @ q, zero)[:n],
+            symmetric=True,
+            definite=system.definite,
+            name=f"reduced Hessian F^T H F of the {system.name}",
+        )
+        q, info = inner(reduced, F.T @ (r - K(wp, zero)[:n]))
+        w = wp + F @ q
+        mu = onp.linalg.lstsq(J.T, r - K(w, zero)[:n], rcond=None)[0]
+        out = onp.concatenate([w, mu])
+        res = float(onp.linalg.norm(K(w, mu) - b) / max(onp.linalg.norm(b), 1e-300))
+        return out, SolveInfo(f"nullspace-{info.method}", info.iterations, res, info.converged)
+
+
 class _Plain:
     """Adapter for a user's plain ``solve(matvec, b) -> w`` function."""
 
@@ -451,6 +514,7 @@ _NAMED = {
     "lu": lambda: Dense("lu"),
     "lstsq": lambda: Dense("lstsq"),
     "cg": lambda: CG(),
+    "nullspace": lambda: NullSpace(),
     "minres": lambda: MINRES(),
     "gmres": lambda: GMRES(),
 }
@@ -460,8 +524,9 @@ def get_solver(solver):
     """Return a solver object for ``solver``.
 
     ``solver`` is a name (``"dense"``, ``"cholesky"``, ``"lu"``, ``"lstsq"``, ``"cg"``,
-    ``"minres"``, ``"gmres"``), an instance of :class:`Dense`, :class:`CG`,
-    :class:`MINRES`, :class:`GMRES`, or a plain function ``solve(matvec, b) -> w``.
+    ``"minres"``, ``"gmres"``, ``"nullspace"``), an instance of :class:`Dense`,
+    :class:`CG`, :class:`MINRES`, :class:`GMRES`, :class:`NullSpace`, or a plain function
+    ``solve(matvec, b) -> w``.
     """
     if solver is None:
         return Dense()
@@ -473,7 +538,7 @@ def get_solver(solver):
                 f"Unknown linear solver {solver!r}; use one of {sorted(_NAMED)} "
                 "or pass a solver object or a function solve(matvec, b)."
             ) from None
-    if isinstance(solver, (Dense, _Krylov, _Plain)):
+    if isinstance(solver, (Dense, _Krylov, _Plain, NullSpace)):
         return solver
     if callable(solver):
         return _Plain(solver)
