@@ -6,6 +6,7 @@ one implicit-differentiation core (:mod:`argminlib.implicit`); the paper's lemma
 closed forms.
 """
 
+from .equality import Equality, lemma_4_1, linear_constraint, multipliers, nullspace_form, slsqp
 from .exceptions import (
     ArgminError,
     ConstraintError,
@@ -22,7 +23,15 @@ from .exceptions import (
 from .fd import fd_grad, fd_jacobian, fd_jvp, max_error
 from .forward import newton, stationary_point
 from .implicit import Linearization, linearize, root_jacobian, root_jvp, root_vjp
-from .linsolve import CG, GMRES, MINRES, Dense, LinearSystem, SolveInfo, get_solver
+from .inequality import (
+    Barrier,
+    Inequality,
+    active_set,
+    barrier_objective,
+    barrier_solve,
+    lemma_4_2,
+)
+from .linsolve import CG, GMRES, MINRES, Dense, LinearSystem, NullSpace, SolveInfo, get_solver
 from .primitive import Problem, solution
 from .unconstrained import (
     Unconstrained,
@@ -67,6 +76,7 @@ __all__ = [
     "CG",
     "MINRES",
     "GMRES",
+    "NullSpace",
     "get_solver",
     "Problem",
     "solution",
@@ -84,7 +94,21 @@ __all__ = [
     "Unconstrained",
     "argmin",
     "argmax",
+    # equality constraints (section 4.1)
+    "Equality",
+    "linear_constraint",
+    "multipliers",
+    "lemma_4_1",
+    "nullspace_form",
+    # inequality constraints (section 4.2)
+    "Barrier",
+    "barrier_objective",
+    "barrier_solve",
+    "lemma_4_2",
+    "Inequality",
+    "active_set",
     # forward solvers and checks
+    "slsqp",
     "newton",
     "stationary_point",
     "fd_jvp",

@@ -63,6 +63,9 @@ def _flat(h, x, y):
 def _constraint_jacobian(h, x, y):
     """``h_Y`` as a ``p x n`` matrix over the flattened ``y``."""
     shape = anp.shape(getval(y))
+    p = int(onp.size(getval(_flat(h, x, y))))
+    if p == 0:
+        return onp.zeros((0, int(onp.size(getval(y)))))
     return jacobian(lambda z: _flat(h, x, anp.reshape(z, shape)))(anp.reshape(y, (-1,)))
 
 
