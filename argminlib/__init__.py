@@ -6,6 +6,8 @@ one implicit-differentiation core (:mod:`argminlib.implicit`); the paper's lemma
 closed forms.
 """
 
+from . import bilevel, softmax
+from .bilevel import History, gradient_descent, lbfgs, minimize_upper
 from .equality import Equality, lemma_4_1, linear_constraint, multipliers, nullspace_form, slsqp
 from .exceptions import (
     ArgminError,
@@ -107,6 +109,13 @@ __all__ = [
     "lemma_4_2",
     "Inequality",
     "active_set",
+    # soft-max exemplar and bi-level helpers (modules)
+    "softmax",
+    "bilevel",
+    "History",
+    "gradient_descent",
+    "lbfgs",
+    "minimize_upper",
     # forward solvers and checks
     "slsqp",
     "newton",

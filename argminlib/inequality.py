@@ -114,13 +114,17 @@ def barrier_solve(f, c, x, y0, t, *, t0=None, mu=10.0, tol=1e-12, maxiter=100, m
                 step = -g
             if g @ step >= 0:  # not a descent direction: fall back to the gradient
                 step = -g
-            f0, a = float(obj(z)), 1.0
-            while a > 1e-16:
+            f0, a, gnorm = float(obj(z)), 1.0, onp.linalg.norm(g)
+            while a > 1e-12:
                 zn = z + a * step
                 cv = onp.asarray(_flat(c, x, zn.reshape(shape)), dtype=float)
                 if onp.all(cv < 0):
                     fn = float(obj(zn))
-                    if onp.isfinite(fn) and fn <= f0 + 1e-4 * a * (g @ step):
+                    # Armijo decrease, or (near the solution, where f stalls at rounding
+                    # level) a smaller gradient
+                    if onp.isfinite(fn) and (
+                        fn <= f0 + 1e-4 * a * (g @ step) or onp.linalg.norm(g_fun(zn)) < 0.5 * gnorm
+                    ):
                         break
                 a *= 0.5
             else:
