@@ -230,7 +230,13 @@ class Equality(Problem):
         if y.size != self._ny:
             raise ShapeError(f"The forward solver returned {y.size} values; y0 has {self._ny}.")
         y = y.reshape(self.yshape)
-        self._count(xv, y)
+        try:
+            self.check_feasible(xv, y)
+        except ConstraintError as err:
+            raise InfeasibleError(
+                f"The forward solver returned an infeasible point ({err}). The constraints "
+                "may have no common solution: check them, or pass a feasible y0."
+            ) from None
         z = self.pack(xv, y) if nu is None else onp.concatenate([y.reshape(-1), nu])
         z = _newton_polish(self.optimality, xv, onp.asarray(z, dtype=float))
         self.check_feasible(xv, z[: self._ny].reshape(self.yshape))

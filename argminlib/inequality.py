@@ -278,6 +278,15 @@ class Inequality:
 
     def __call__(self, x):
         y = self.solve_forward(x)
+        try:
+            active_set(self.c, x, y, active_tol=self.active_tol, feas_tol=self.tol)
+            if self.eq is not None:
+                Equality(self.f, self.eq, y, tol=self.tol).check_feasible(getval(x), y)
+        except ConstraintError as err:
+            raise InfeasibleError(
+                f"The forward solver returned an infeasible point ({err}). The constraints "
+                "may have no common solution: check them, or pass a feasible y0."
+            ) from None
         problem, z = self._active_problem(x, y)
         problem.forward = lambda f, x_, y0, z=z, p=problem: (
             z[: p.ny].reshape(p.yshape),

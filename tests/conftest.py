@@ -57,3 +57,16 @@ def quadratic(request):
 def cubic_f(x, y):
     """The paper's Figure 1 function, ``f(x, y) = x y^4 + 2 x^2 y^3 - 12 y^2``."""
     return x * y**4 + 2 * x**2 * y**3 - 12 * y**2
+
+
+# Property-based tests: a fixed, bounded profile so the suite stays fast and repeatable.
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+settings.register_profile(
+    "argminlib",
+    max_examples=12,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile("argminlib")

@@ -1,0 +1,178 @@
+"""Equality constraints: Lemma 4.1, the null-space form, x-dependent A and b, nonlinear h,
+every solver and mode, the primitive, and the bad inputs."""
+
+import autograd.numpy as anp
+import numpy as onp
+import pytest
+from autograd import grad, jacobian, make_jvp
+
+import argminlib as al
+
+
+def problem(seed=0, n=5, m=3, p=2):
+    rng = onp.random.default_rng(seed)
+    G = rng.normal(size=(n, n))
+    Q = G @ G.T + onp.eye(n)
+    C = rng.normal(size=(n, m))
+    A = rng.normal(size=(p, n))
+    b = rng.normal(size=p)
+
+    def f(x, y):
+        return 0.5 * y @ Q @ y - (C @ x) @ y + 0.1 * anp.sum(y**4)
+
+    return f, A, b, rng.normal(size=m), n
+
+
+def solve_map(f, h, n, **kw):
+    return lambda x: al.Equality(f, h, onp.zeros(n), **kw)(x)
+
+
+def test_lemma_4_1_equals_nullspace_form_and_fd():
+    f, A, b, x, n = problem()
+    h = al.linear_constraint(A, b)
+    y = solve_map(f, h, n)(x)
+    assert onp.allclose(A @ y, b, atol=1e-12)
+    J_fd = al.fd_jacobian(solve_map(f, h, n), x)
+    J41 = al.lemma_4_1(f, x, y, A, b)
+    Jns = al.nullspace_form(f, x, y, A, b)
+    assert al.max_error(J41, Jns) < 1e-12
+    assert al.max_error(J41, J_fd) < 1e-8
+    assert onp.allclose(A @ J41, 0, atol=1e-12)  # the derivative stays on the constraint
+
+
+def test_lemma_4_1_paper_formula_literally():
+    f, A, b, x, n = problem(seed=1)
+    y = solve_map(f, al.linear_constraint(A, b), n)(x)
+    H, B = al.f_YY(f, x, y), al.f_XY(f, x, y)
+    Hi = onp.linalg.inv(H)
+    paper = (Hi @ A.T @ onp.linalg.inv(A @ Hi @ A.T) @ A @ Hi - Hi) @ B
+    assert al.max_error(al.lemma_4_1(f, x, y, A, b), paper) < 1e-12
+
+
+def test_x_dependent_A_and_b_extra_terms():
+    f, A, b, x, n = problem(seed=2)
+
+    def Ax(x):
+        return (
+            A
+            + 0.2 * x[0] * anp.eye(A.shape[0], n)
+            + 0.1 * anp.outer(anp.ones(2), x[1] * anp.ones(n))
+        )
+
+    def bx(x):
+        return b + 0.3 * x[:2]
+
+    h = al.linear_constraint(Ax, bx)
+    y = solve_map(f, h, n)(x)
+    J_fd = al.fd_jacobian(solve_map(f, h, n), x)
+    assert al.max_error(al.lemma_4_1(f, x, y, Ax, bx), J_fd) < 1e-8
+    assert al.max_error(al.nullspace_form(f, x, y, Ax, bx), J_fd) < 1e-8
+    # dropping the extra terms gives a different (wrong) answer: the test can fail
+    assert al.max_error(al.lemma_4_1(f, x, y, Ax(x), bx(x)), J_fd) > 1e-3
+
+
+@pytest.mark.parametrize(
+    "solver", ["dense", "lu", "minres", "gmres", "nullspace", al.NullSpace("minres")]
+)
+def test_every_solver_jacobian_jvp_vjp(solver):
+    f, A, b, x, n = problem(seed=3)
+    h = al.linear_constraint(A, b)
+    y = solve_map(f, h, n)(x)
+    J = al.lemma_4_1(f, x, y, A, b)
+    P = al.Equality(f, h, y, solver=solver)
+    assert al.max_error(P.jacobian(x, y), J) < 1e-8
+    v, u = onp.arange(3.0), onp.arange(5.0)
+    assert al.max_error(P.jvp(x, y, v), J @ v) < 1e-8
+    assert al.max_error(P.vjp(x, y, u), u @ J) < 1e-8
+
+
+def test_cg_refuses_the_indefinite_kkt_matrix():
+    f, A, b, x, n = problem(seed=3)
+    h = al.linear_constraint(A, b)
+    y = solve_map(f, h, n)(x)
+    with pytest.raises(ValueError, match="use solver='minres'"):
+        al.Equality(f, h, y, solver="cg").jacobian(x, y)
+
+
+def test_nonlinear_equality_through_primitive():
+    f, _, _, x, n = problem(seed=4)
+
+    def h(x, y):
+        return anp.array([anp.sum(y**2) - 1.0 - 0.1 * x[0] ** 2, y[0] - y[1] + 0.2 * x[2]])
+
+    sol = lambda x: al.Equality(f, h, onp.full(n, 0.3))(x)  # noqa: E731
+    J_fd = al.fd_jacobian(sol, x)
+    assert al.max_error(jacobian(sol)(x), J_fd) < 1e-8
+    y = sol(x)
+    for solver in ["minres", "nullspace"]:
+        assert al.max_error(al.Equality(f, h, y, solver=solver).jacobian(x, y), J_fd) < 1e-8
+    loss = lambda x: anp.sum(anp.sin(sol(x)))  # noqa: E731
+    assert al.max_error(grad(loss)(x), al.fd_grad(loss, x)) < 1e-8
+    _, jv = make_jvp(sol)(x)(onp.ones(3))
+    assert al.max_error(jv, J_fd @ onp.ones(3)) < 1e-8
+
+
+def test_multipliers_from_forward_solver_or_least_squares():
+    f, A, b, x, n = problem(seed=5)
+    h = al.linear_constraint(A, b)
+    y = solve_map(f, h, n)(x)
+    nu = al.multipliers(f, h, x, y)
+    assert onp.allclose(al.f_Y(f, x, y) + A.T @ nu, 0, atol=1e-10)
+    given = al.Equality(f, h, onp.zeros(n), forward=lambda f, x, y0: (y, nu))
+    assert onp.allclose(jacobian(given)(x), al.lemma_4_1(f, x, y, A, b), atol=1e-8)
+
+
+def test_argmax_with_equality():
+    f, A, b, x, n = problem(seed=6)
+    g = lambda x, y: -f(x, y)  # noqa: E731
+    h = al.linear_constraint(A, b)
+    y = al.Equality(g, h, onp.zeros(n), mode="max")(x)
+    assert (
+        al.max_error(al.Equality(g, h, y, mode="max").jacobian(x, y), al.lemma_4_1(f, x, y, A, b))
+        < 1e-10
+    )
+    with pytest.raises(al.CurvatureError, match="constrained minimum"):
+        al.Equality(g, h, y).jacobian(x, y)
+
+
+# --- bad input ------------------------------------------------------------------------------
+
+
+def test_rank_deficient_A_names_rank():
+    f, A, b, x, n = problem(seed=7)
+    A2 = onp.vstack([A, A[0]])
+    b2 = onp.append(b, b[0])
+    y = solve_map(f, al.linear_constraint(A, b), n)(x)
+    with pytest.raises(al.ConstraintError, match="rank 2 but 3 rows"):
+        al.lemma_4_1(f, x, y, A2, b2)
+
+
+def test_infeasible_y_reports_residual():
+    f, A, b, x, n = problem(seed=8)
+    y = solve_map(f, al.linear_constraint(A, b), n)(x)
+    with pytest.raises(al.ConstraintError, match=r"\|\|h\(x, y\)\|\| = 1.000e-02"):
+        al.Equality(f, al.linear_constraint(A, b + onp.array([0.01, 0])), y).jacobian(x, y)
+
+
+def test_not_stationary_on_the_constraint():
+    f, A, b, x, n = problem(seed=9)
+    h = al.linear_constraint(A, b)
+    y = solve_map(f, h, n)(x)
+    F = onp.linalg.svd(A)[2][2:].T  # a direction along the constraint
+    with pytest.raises(al.NotStationaryError, match="KKT"):
+        al.Equality(f, h, y).jacobian(x, y + 1e-3 * F[:, 0])
+
+
+def test_singular_kkt_matrix():
+    f = lambda x, y: (y[0] - x) ** 2  # noqa: E731   flat in y[1] and not fixed by A
+    A = onp.array([[1.0, 0.0]])
+    h = al.linear_constraint(A, onp.array([2.0]))
+    with pytest.raises(al.SingularHessianError, match="KKT matrix is singular"):
+        al.Equality(f, h, onp.array([2.0, 0.0])).jacobian(1.0, onp.array([2.0, 0.0]))
+
+
+def test_inconsistent_constraints_are_infeasible():
+    f, A, b, x, n = problem(seed=10)
+    A2, b2 = onp.vstack([A, A[0]]), onp.append(b, b[0] + 1.0)
+    with pytest.raises(al.InfeasibleError, match="infeasible|no feasible"):
+        solve_map(f, al.linear_constraint(A2, b2), n)(x)

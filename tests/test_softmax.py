@@ -1,0 +1,83 @@
+"""The soft-max exemplar: hand-derived derivatives against autograd, and the Jacobian of
+every maximum-likelihood feature with respect to every parameter against finite differences."""
+
+import autograd.numpy as anp
+import numpy as onp
+import pytest
+from autograd import grad, hessian, jacobian
+
+import argminlib as al
+from argminlib import softmax as sm
+
+M, N = 3, 2
+
+
+@pytest.fixture(scope="module")
+def theta():
+    a, b = sm.random_parameters(M, N, seed=0)
+    return sm.pack(a, b)
+
+
+def test_pack_roundtrip():
+    a, b = sm.random_parameters(4, 3, seed=1)
+    a2, b2 = sm.unpack(sm.pack(a, b), 4, 3)
+    assert onp.array_equal(a, a2) and onp.array_equal(b, b2)
+
+
+@pytest.mark.parametrize("i", range(M))
+@pytest.mark.parametrize("lam", [0.0, 0.1])
+def test_hand_gradient_and_hessian_match_autograd(theta, i, lam):
+    a, b = sm.unpack(theta, M, N)
+    x = onp.array([0.3, -0.7])
+    ll = lambda x: sm.log_likelihood(i, x, a, b, lam)  # noqa: E731
+    assert onp.allclose(sm.likelihood_gradient(i, x, a, b, lam), grad(ll)(x), atol=1e-12)
+    assert onp.allclose(sm.likelihood_hessian(x, a, b, lam), hessian(ll)(x), atol=1e-12)
+    assert sm.probabilities(x, a, b).sum() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("variant", sm.VARIANTS)
+@pytest.mark.parametrize("i", [0, 2])
+def test_jacobian_wrt_every_parameter(theta, variant, i):
+    P = sm.ml_problem(i, M, N, variant)
+    x = P(theta)
+    J = P.jacobian(theta, x)
+    assert J.shape == (N, M * (N + 1))
+    J_fd = al.fd_jacobian(lambda th: sm.ml_problem(i, M, N, variant)(th), theta)
+    assert al.max_error(J, J_fd) < 1e-6
+    # the feature is a maximum of the likelihood on its feasible set
+    a, b = sm.unpack(theta, M, N)
+    if variant == "sum":
+        assert abs(x.sum() - 1) < 1e-12
+    if variant.startswith("ball"):
+        assert x @ x <= 1 + 1e-9
+
+
+@pytest.mark.parametrize("variant", sm.VARIANTS)
+def test_vjp_of_upper_loss(theta, variant):
+    target = onp.array([0.2, -0.1])
+
+    def loss(th):
+        return 0.5 * anp.sum((sm.ml_feature(0, th, M, N, variant) - target) ** 2)
+
+    g = grad(loss)(theta)
+    assert al.max_error(g, al.fd_grad(loss, theta)) < 1e-6
+    P = sm.ml_problem(0, M, N, variant)
+    x = P(theta)
+    assert al.max_error(P.vjp(theta, x, x - target), g) < 1e-10
+
+
+def test_barrier_feature_approaches_exact(theta):
+    exact = sm.ml_feature(1, theta, M, N, "ball-exact")
+    errs = [
+        al.max_error(sm.ml_feature(1, theta, M, N, "ball-barrier", t=t), exact)
+        for t in (10, 100, 1000)
+    ]
+    assert errs[0] > errs[1] > errs[2]
+
+
+def test_ml_features_stack_and_unknown_variant(theta):
+    X = sm.ml_features(theta, M, N)
+    assert X.shape == (M, N)
+    assert jacobian(lambda th: sm.ml_features(th, M, N))(theta).shape == (M, N, M * (N + 1))
+    with pytest.raises(ValueError, match="variant='box'"):
+        sm.ml_problem(0, M, N, "box")
