@@ -18,6 +18,8 @@ to ``||x||_2 <= 1`` (log barrier or exact). In the lemma's notation the paramete
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import autograd.numpy as anp
 import numpy as onp
 from autograd.scipy.special import logsumexp
@@ -38,6 +40,8 @@ __all__ = [
     "ml_feature",
     "ml_features",
     "random_parameters",
+    "StepResult",
+    "first_order_step",
 ]
 
 VARIANTS = ("unconstrained", "sum", "ball-barrier", "ball-exact")
@@ -124,3 +128,52 @@ def ml_feature(i, theta, m, n, variant="unconstrained", **options):
 def ml_features(theta, m, n, variant="unconstrained", **options):
     """All ``m`` maximum-likelihood features, stacked as an ``m x n`` array."""
     return anp.stack([ml_feature(i, theta, m, n, variant, **options) for i in range(m)])
+
+
+@dataclass
+class StepResult:
+    """One small step on all parameters against the gradient of an upper-level loss on
+    ``x*_i`` (the experiment of the paper's Figures 2, 4 and 5).
+
+    ``before[j]``, ``after[j]``: ``x*_j`` at ``theta`` and ``theta + dtheta`` (re-solved);
+    ``predicted[j] = before[j] + J_j dtheta`` (first order, ``J_j = d x*_j / d theta``);
+    ``loss_before``, ``loss_after``: ``1/2 ||x*_i - target||^2`` at both points.
+    """
+
+    theta: onp.ndarray
+    dtheta: onp.ndarray
+    before: onp.ndarray
+    predicted: onp.ndarray
+    after: onp.ndarray
+    loss_before: float
+    loss_after: float
+
+    @property
+    def prediction_error(self):
+        """``max_j ||after_j - predicted_j||``: second order in the step."""
+        return float(onp.max(onp.linalg.norm(self.after - self.predicted, axis=1)))
+
+    @property
+    def movement(self):
+        """``max_j ||after_j - before_j||``: first order in the step."""
+        return float(onp.max(onp.linalg.norm(self.after - self.before, axis=1)))
+
+
+def first_order_step(theta, m, n, variant, target, *, i=0, eta=0.5, **options):
+    """Take ``dtheta = -eta * grad_theta 1/2 ||x*_i(theta) - target||^2`` and compare the
+    re-solved features with their first-order prediction (see :class:`StepResult`)."""
+    problems = [ml_problem(j, m, n, variant, **options) for j in range(m)]
+    before = [P(theta) for P in problems]
+    xi = before[i]
+    dtheta = -eta * onp.asarray(problems[i].vjp(theta, xi, xi - target))
+    predicted = [x + problems[j].jacobian(theta, x) @ dtheta for j, x in enumerate(before)]
+    after = [P(theta + dtheta) for P in problems]
+    return StepResult(
+        onp.asarray(theta),
+        dtheta,
+        onp.array(before),
+        onp.array(predicted),
+        onp.array(after),
+        float(0.5 * onp.sum((xi - target) ** 2)),
+        float(0.5 * onp.sum((after[i] - target) ** 2)),
+    )

@@ -126,20 +126,38 @@ class Unconstrained(Problem):
         return anp.reshape(y, (-1,))
 
 
-def argmin(f, x, y0, *, solver="dense", tol=1e-6, forward=None):
+def argmin(f, x, y0, *, eq=None, ineq=None, solver="dense", tol=1e-6, forward=None):
     """``argmin_y f(x, y)`` from the start ``y0``, as an autograd primitive.
 
     ``autograd.grad`` (or ``jacobian``, ``make_jvp``) of any function of the result with
-    respect to ``x`` uses the implicit derivative: one ``solver`` solve with the Hessian per
-    VJP, whatever the forward solver did. Raises if the forward solver does not reach
-    ``||f_Y|| <= tol`` or the Hessian there is not positive definite.
+    respect to ``x`` uses the implicit derivative: one ``solver`` solve per VJP, whatever
+    the forward solver did. Raises if the forward solver does not reach the optimality
+    conditions to ``tol`` or the Hessian there has the wrong curvature.
+
+    ``eq(x, y)`` (array, ``= 0``) and ``ineq(x, y)`` (array, ``<= 0``) add constraints:
+    then the problem is an :class:`~argminlib.Equality` or (exact, active-set)
+    :class:`~argminlib.Inequality` problem; for the log-barrier approximation use
+    :class:`~argminlib.Barrier`.
     """
-    return Unconstrained(f, y0, mode="min", solver=solver, tol=tol, forward=forward)(x)
+    return _problem_for(f, y0, "min", eq, ineq, solver, tol, forward)(x)
 
 
-def argmax(f, x, y0, *, solver="dense", tol=1e-6, forward=None):
+def argmax(f, x, y0, *, eq=None, ineq=None, solver="dense", tol=1e-6, forward=None):
     """``argmax_y f(x, y)``: as :func:`argmin`, with a negative definite Hessian."""
-    return Unconstrained(f, y0, mode="max", solver=solver, tol=tol, forward=forward)(x)
+    return _problem_for(f, y0, "max", eq, ineq, solver, tol, forward)(x)
+
+
+def _problem_for(f, y0, mode, eq, ineq, solver, tol, forward):
+    common = {"mode": mode, "solver": solver, "tol": tol, "forward": forward}
+    if ineq is not None:
+        from .inequality import Inequality
+
+        return Inequality(f, ineq, y0, eq=eq, **common)
+    if eq is not None:
+        from .equality import Equality
+
+        return Equality(f, eq, y0, **common)
+    return Unconstrained(f, y0, **common)
 
 
 # --- the general derivatives through the core -------------------------------------------

@@ -176,3 +176,15 @@ def test_inconsistent_constraints_are_infeasible():
     A2, b2 = onp.vstack([A, A[0]]), onp.append(b, b[0] + 1.0)
     with pytest.raises(al.InfeasibleError, match="infeasible|no feasible"):
         solve_map(f, al.linear_constraint(A2, b2), n)(x)
+
+
+def test_argmin_and_argmax_accept_constraints():
+    f, A, b, x, n = problem(seed=11)
+    h = al.linear_constraint(A, b)
+    y = al.argmin(f, x, onp.zeros(n), eq=h)
+    assert onp.allclose(A @ y, b, atol=1e-12)
+    J = jacobian(lambda x: al.argmin(f, x, onp.zeros(n), eq=h, solver="minres"))(x)
+    assert al.max_error(J, al.lemma_4_1(f, x, y, A, b)) < 1e-8
+    c = lambda x, y: y - 0.2  # noqa: E731
+    g = lambda x: al.argmax(lambda x, y: -f(x, y), x, onp.zeros(n), eq=h, ineq=c)  # noqa: E731
+    assert al.max_error(jacobian(g)(x), al.fd_jacobian(g, x)) < 1e-7

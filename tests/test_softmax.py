@@ -81,3 +81,28 @@ def test_ml_features_stack_and_unknown_variant(theta):
     assert jacobian(lambda th: sm.ml_features(th, M, N))(theta).shape == (M, N, M * (N + 1))
     with pytest.raises(ValueError, match="variant='box'"):
         sm.ml_problem(0, M, N, "box")
+
+
+@pytest.mark.parametrize("variant", ["unconstrained", "sum", "ball-barrier"])
+def test_first_order_step_prediction_is_second_order(theta, variant):
+    target = onp.array([1.0, 1.0])
+    small = sm.first_order_step(theta, M, N, variant, target, eta=0.01, lam=0.5)
+    smaller = sm.first_order_step(theta, M, N, variant, target, eta=0.005, lam=0.5)
+    assert small.loss_after < small.loss_before
+    # halving the step halves the movement but quarters the prediction error
+    assert smaller.movement == pytest.approx(small.movement / 2, rel=0.1)
+    assert smaller.prediction_error < 0.35 * small.prediction_error
+
+
+def test_likelihood_surfaces_figure(theta):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from argminlib.plotting import likelihood_surfaces
+
+    step = sm.first_order_step(theta, M, N, "sum", onp.array([1.0, 1.0]), eta=0.1, lam=0.5)
+    fig = likelihood_surfaces(step, M, N, lam=0.5, constraint="sum", grid=11)
+    assert len(fig.axes) == 2 * M
+    assert fig.axes[M].get_title() == "$\\ell_1(x)$, after"
+    with pytest.raises(ValueError, match="n = 2"):
+        likelihood_surfaces(step, M, 3)
