@@ -2,7 +2,7 @@
 
 A companion library to Gould et al. (2016), "On Differentiating Parameterized Argmin and
 Argmax Problems with Application to Bi-level Optimization". Every derivative goes through
-one implicit-differentiation core (:mod:`argminlib.implicit`); the paper's lemmas are its
+one implicit-differentiation core (``argminlib.implicit``); the paper's lemmas are its
 closed forms.
 """
 

@@ -2,7 +2,7 @@
 
 Every check that stands between a user's problem and a derivative raises one of these
 classes, with a message that says what was found and what to do. All of them derive from
-:class:`ArgminError`, which is a :class:`ValueError`, so ``except ValueError`` still works.
+:class:`ArgminError`, which is a ``ValueError``, so ``except ValueError`` still works.
 """
 
 __all__ = [

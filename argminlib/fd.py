@@ -27,7 +27,7 @@ def fd_jvp(fun, x, v, eps=1e-6):
 
 def fd_jacobian(fun, x, eps=1e-6):
     """The Jacobian of ``fun`` at ``x`` by central differences, shape
-    ``shape(fun(x)) + shape(x)`` (the convention of :func:`autograd.jacobian`)."""
+    ``shape(fun(x)) + shape(x)`` (the convention of ``autograd.jacobian``)."""
     x = onp.asarray(x, dtype=float)
     cols = []
     for i in range(x.size):

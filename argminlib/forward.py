@@ -42,7 +42,7 @@ def _flat_objective(f, x, yshape, sign):
 def newton(f, x, y0, *, maximize=False, gtol=1e-12, maxiter=500, method="trust-ncg"):
     """Minimise (or maximise) ``f(x, y)`` over ``y`` from ``y0`` with a Newton-type method.
 
-    Uses :func:`scipy.optimize.minimize` (``trust-ncg``, Steihaug's truncated CG, by
+    Uses ``scipy.optimize.minimize`` (``trust-ncg``, Steihaug's truncated CG, by
     default; or ``Newton-CG`` / ``trust-krylov``) with autograd gradients and Hessian-vector
     products, then a few Newton steps to reach ``||grad|| <= gtol``; the Hessian is never
     formed. Returns ``y`` with the shape of ``y0``.
@@ -88,7 +88,7 @@ def _polish(z, jac, hessp, gtol, steps=5):
 def stationary_point(f, x, y0, *, tol=1e-12, maxiter=200):
     """Find a stationary point ``f_Y(x, y) = 0`` near ``y0`` (any kind: minimum, maximum or
     saddle) by Newton's method on the gradient with the dense autograd Hessian
-    (:func:`scipy.optimize.root`, ``hybr``). For small problems."""
+    (``scipy.optimize.root``, ``hybr``). For small problems."""
     x = getval(x)
     y0 = onp.asarray(getval(y0), dtype=float)
     shape = y0.shape

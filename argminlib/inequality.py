@@ -123,7 +123,7 @@ def barrier_solve(f, c, x, y0, t, *, t0=None, mu=10.0, tol=1e-12, maxiter=100, m
                     # Armijo decrease, or (near the solution, where f stalls at rounding
                     # level) a smaller gradient
                     if onp.isfinite(fn) and (
-                        fn <= f0 + 1e-4 * a * (g @ step) or onp.linalg.norm(g_fun(zn)) < 0.5 * gnorm
+                        fn < f0 + 1e-4 * a * (g @ step) or onp.linalg.norm(g_fun(zn)) < 0.5 * gnorm
                     ):
                         break
                 a *= 0.5

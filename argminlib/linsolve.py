@@ -11,7 +11,7 @@ unconstrained problem, the KKT matrix for a constrained one). The system is desc
   singular or wrongly curved Hessian is reported with its smallest eigenvalue. Dense solves
   are written with ``autograd.numpy`` and can be differentiated again (nested argmins).
 * :class:`CG`, :class:`MINRES` and :class:`GMRES` never form ``A``: they wrap the products
-  in a :class:`scipy.sparse.linalg.LinearOperator` and report iterations and residual.
+  in a ``scipy.sparse.linalg.LinearOperator`` and report iterations and residual.
 
 A plain function ``solve(matvec, b) -> w`` is accepted too (see :func:`get_solver`).
 """

@@ -2,9 +2,9 @@
 
 A :class:`Problem` knows how to solve itself for a parameter ``x`` and declares its
 optimality function; :func:`solution` is the autograd primitive that returns the flat
-solution ``z(x)``. Its VJP is :func:`argminlib.implicit.root_vjp` (one linear solve per
+solution ``z(x)``. Its VJP is :func:`argminlib.root_vjp` (one linear solve per
 cotangent, the forward solver is never unrolled) and its JVP is
-:func:`argminlib.implicit.root_jvp`. Dense solves are written in ``autograd.numpy``, so the
+:func:`argminlib.root_jvp`. Dense solves are written in ``autograd.numpy``, so the
 VJP can itself be differentiated: an objective that contains another argmin works.
 """
 

@@ -4,11 +4,11 @@ For ``g(x) = argmin_y f(x, y)`` the optimality function is the gradient ``f_Y(x,
 ``y``-Jacobian is the Hessian ``f_YY`` and its ``x``-Jacobian is ``f_XY``. The implicit
 function theorem then gives Lemmas 3.1-3.4, which are written out below as closed forms,
 and the general, matrix-free versions :func:`implicit_jacobian`, :func:`implicit_jvp` and
-:func:`implicit_vjp`, which go through :mod:`argminlib.implicit`.
+:func:`implicit_vjp`, which go through ``argminlib.implicit``.
 
 Conventions: ``f(x, y)`` is written with ``autograd.numpy`` and returns a scalar; ``x`` and
 ``y`` are floats or arrays of any shape. A Jacobian ``dy/dx`` has shape
-``shape(y) + shape(x)``, as :func:`autograd.jacobian` returns it.
+``shape(y) + shape(x)``, as ``autograd.jacobian`` returns it.
 """
 
 from __future__ import annotations
@@ -86,8 +86,8 @@ class Unconstrained(Problem):
     tol : float
         Largest accepted ``||f_Y(x, y)||``.
     forward : callable ``forward(f, x, y0) -> y``, optional
-        Lower-level solver; default :func:`argminlib.forward.newton` (trust-region Newton-CG
-        with Hessian-vector products) for min/max, :func:`~argminlib.forward.stationary_point`
+        Lower-level solver; default :func:`argminlib.newton` (trust-region Newton-CG
+        with Hessian-vector products) for min/max, :func:`~argminlib.stationary_point`
         for ``"stationary"``.
     """
 

@@ -37,11 +37,31 @@ class ChapterError(AssertionError):
     pass
 
 
+def book_code_cells(chapter):
+    """The code cells as the book's build (myst-nb, with _config.yml's MyST extensions)
+    reads them; they must equal jupytext's, or the tests would run another notebook."""
+    from myst_nb.core.read import read_myst_markdown_notebook
+    from myst_parser.config.main import MdParserConfig
+
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    ext = set(config.get("parse", {}).get("myst_enable_extensions", []))
+    nb = read_myst_markdown_notebook(
+        (ROOT / f"{chapter}.md").read_text(), MdParserConfig(enable_extensions=ext)
+    )
+    return [c.source for c in nb.cells if c.cell_type == "code"]
+
+
+def jupytext_code_cells(chapter):
+    return [c.source for c in jupytext.read(ROOT / f"{chapter}.md").cells if c.cell_type == "code"]
+
+
 def _value(output):
     prefix = output["metadata"]["scrapbook"].get("mime_prefix", "")
     text = output.get("data", {}).get(prefix + "text/plain")
     if text is None:
         return None
+    if text.startswith("np.float64(") or text.startswith("np.int64("):
+        text = text[text.index("(") + 1 : -1]
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
