@@ -7,7 +7,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 KERNEL := argminlib
-JOBS   ?= 2
+MATHJAX_VERSION := 3.2.2
+MATHJAX := _mathjax/mathjax/es5/tex-mml-chtml.js
 
 .PHONY: all book test lint bench venv clean distclean
 
@@ -22,7 +23,17 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (argminlib)" >/dev/null
 	@touch $(STAMP)
 
-book: $(STAMP)
+# MathJax is served with the book (not from a CDN), so equations render offline. It comes
+# from the npm registry as the mathjax package; only its es5 bundle is kept.
+$(MATHJAX):
+	@command -v npm >/dev/null || { echo "npm is needed to fetch MathJax (Debian: apt-get install npm)"; exit 1; }
+	rm -rf _mathjax && mkdir -p _mathjax
+	cd _mathjax && npm pack mathjax@$(MATHJAX_VERSION) --silent >/dev/null \
+	  && tar xzf mathjax-$(MATHJAX_VERSION).tgz package/es5 package/LICENSE \
+	  && mv package mathjax && rm mathjax-$(MATHJAX_VERSION).tgz
+	@test -f $(MATHJAX)
+
+book: $(STAMP) $(MATHJAX)
 	$(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going
 	@echo "Book built: _build/html/index.html"
 
@@ -37,7 +48,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_hypergradient.py
 
 clean:
-	rm -rf _build .pytest_cache
+	rm -rf _build .pytest_cache _mathjax
 
 distclean: clean
 	rm -rf $(VENV)
