@@ -41,7 +41,8 @@ lint: $(STAMP)
 	$(BIN)/ruff check argminlib tests benchmarks
 	$(BIN)/ruff format --check argminlib tests benchmarks
 
-test: $(STAMP) lint
+# The tests include the built book (headless Chromium opens every page), so build it first.
+test: $(STAMP) lint book
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
