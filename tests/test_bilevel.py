@@ -68,3 +68,15 @@ def test_softmax_targets_loss_falls(variant):
     hist = al.gradient_descent(loss, sm.pack(a, b), step=1.0, maxiter=ITERS, backtracking=True)
     assert hist.losses[0] / hist.losses[-1] > FACTOR, hist.losses
     assert all(b <= a + 1e-12 for a, b in zip(hist.losses, hist.losses[1:], strict=False))
+
+
+def test_progress_bar_is_optional(capsys):
+    pytest.importorskip("tqdm")
+    loss, _ = closed_form_problem()
+    quiet = al.gradient_descent(loss, onp.zeros(3), step=0.1, maxiter=3)
+    assert capsys.readouterr().err == ""  # off by default
+    shown = al.gradient_descent(loss, onp.zeros(3), step=0.1, maxiter=3, progress=True)
+    assert "gd" in capsys.readouterr().err
+    assert shown.losses == quiet.losses
+    al.lbfgs(loss, onp.zeros(3), maxiter=3, progress=True)
+    assert "lbfgs" in capsys.readouterr().err

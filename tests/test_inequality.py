@@ -172,3 +172,17 @@ def test_no_warning_away_from_degenerate_points():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         al.Inequality(f_pos, c_pos, 1.0).jacobian(-1.0, 0.0)
+
+
+@pytest.mark.parametrize("solver", ["dense", "cg", "minres"])
+def test_barrier_every_mode_and_solver(solver):
+    f, c, x, n = several()
+    B = al.Barrier(f, c, 100.0, onp.zeros(n), solver=solver)
+    y = B(x)
+    J_fd = al.fd_jacobian(lambda x: al.Barrier(f, c, 100.0, onp.zeros(n))(x), x)
+    v, u = onp.arange(3.0), onp.ones(n)
+    assert al.max_error(B.jacobian(x, y), J_fd) < 1e-6
+    assert al.max_error(B.jvp(x, y, v), J_fd @ v) < 1e-6
+    assert al.max_error(B.vjp(x, y, u), u @ J_fd) < 1e-6
+    g = grad(lambda x: anp.sum(al.Barrier(f, c, 100.0, onp.zeros(n), solver=solver)(x)))(x)
+    assert al.max_error(g, onp.ones(n) @ J_fd) < 1e-6
