@@ -137,6 +137,16 @@ class LinearSystem:
         return self._matrix
 
 
+def _by_column(solve, system, B):
+    """Solve column by column (matrix-free solvers have one right-hand side at a time)."""
+    cols, info = [], None
+    for j in range(B.shape[1]):
+        w, i = solve(system, B[:, j])
+        cols.append(w)
+        info = i if info is None else info.merge(i)
+    return onp.stack(cols, axis=1), info
+
+
 def _as_2d(b):
     return b if anp.ndim(b) == 2 else anp.reshape(b, (-1, 1))
 
@@ -300,12 +310,7 @@ class _Krylov:
     def __call__(self, system, b):
         b = onp.asarray(getval(b), dtype=float)
         if b.ndim == 2:  # several right-hand sides: one Krylov solve per column
-            cols, info = [], None
-            for j in range(b.shape[1]):
-                w, i = self(system, b[:, j])
-                cols.append(w)
-                info = i if info is None else info.merge(i)
-            return onp.stack(cols, axis=1), info
+            return _by_column(self, system, b)
         if not onp.all(onp.isfinite(b)):
             raise NonFiniteError("The right-hand side of the linear solve contains NaN or inf.")
         nb = onp.linalg.norm(b)
@@ -440,12 +445,7 @@ class NullSpace:
             return inner(system, b)
         b = onp.asarray(getval(b), dtype=float)
         if b.ndim == 2:
-            cols, info = [], None
-            for j in range(b.shape[1]):
-                w, i = self(system, b[:, j])
-                cols.append(w)
-                info = i if info is None else info.merge(i)
-            return onp.stack(cols, axis=1), info
+            return _by_column(self, system, b)
         n = system.n - p
 
         def K(w, mu):
@@ -489,8 +489,7 @@ class _Plain:
     def __call__(self, system, b):
         b = onp.asarray(getval(b), dtype=float)
         if b.ndim == 2:
-            w = onp.stack([self(system, b[:, j])[0] for j in range(b.shape[1])], axis=1)
-            return w, SolveInfo(self.name, 0, 0.0, True, b.shape[1])
+            return _by_column(self, system, b)
 
         def mv(v):
             return onp.asarray(getval(system.matvec(onp.asarray(v))), dtype=float)
