@@ -276,7 +276,7 @@ def _linear_terms(f, x, y, A, b, tol):
         raise ShapeError("Lemma 4.1 needs y a 1-D array and x a scalar or 1-D array.")
     h = linear_constraint(A, b)
     problem = Equality(f, h, y, tol=tol)
-    _, lin = problem._at(x, y)
+    lin = problem.linearize_at(x, y)
     from .linsolve import Dense
 
     Dense().check(lin.A)  # feasibility, KKT residual, rank and inertia checked

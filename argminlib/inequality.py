@@ -181,7 +181,7 @@ def lemma_4_2(f, c, t, x, y, *, tol=1e-6):
     problem = Barrier(f, c, t, y, tol=tol)
     from .linsolve import Dense
 
-    Dense().check(problem._at(x, y)[1].A)
+    Dense().check(problem.linearize_at(x, y).A)
     phi = problem.f
     H, B = f_YY(phi, x, y), f_XY(phi, x, y)
     return -B / H if anp.ndim(H) == 0 else -anp.linalg.solve(H, B)

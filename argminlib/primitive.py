@@ -97,14 +97,21 @@ class Problem:
 
     # -- derivatives at a known solution y ----------------------------------------------
 
-    def _at(self, x, y):
+    def linearize_at(self, x, y):
+        """Check a given solution ``y`` at ``x`` (shape, finite values, feasibility,
+        optimality), recover its multipliers, and return the :class:`Linearization` of the
+        optimality conditions there (``.A`` is ``dF/dz`` as products, e.g. Hessian-vector
+        products for an unconstrained problem)."""
         x = as_float_array(x, "x")
         y = as_float_array(y, "y")
         if anp.shape(getval(y)) != self.yshape:
             raise ShapeError(
                 f"y has shape {anp.shape(getval(y))}; the problem's y has {self.yshape}."
             )
-        return x, self.linearize(x, self.pack(x, y))
+        return self.linearize(x, self.pack(x, y))
+
+    def _at(self, x, y):
+        return as_float_array(x, "x"), self.linearize_at(x, y)
 
     def jacobian(self, x, y, return_info=False):
         """``dy/dx`` at the solution ``y``: shape ``shape(y) + shape(x)``."""

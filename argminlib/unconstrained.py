@@ -213,7 +213,7 @@ def _check(f, x, y, mode, tol, x_ndim, y_ndim, lemma):
             "Use implicit_jacobian for any shapes."
         )
     problem = _problem(f, x, y, mode, None, tol)
-    Dense().check(problem._at(x, y)[1].A)
+    Dense().check(problem.linearize_at(x, y).A)
 
 
 def lemma_3_1(f, x, y, *, mode="min", tol=1e-6):

@@ -107,6 +107,7 @@ def test_ch04_inequality(results):
     assert v["chk_g_10"] == pytest.approx(0.0477, abs=1e-4)
     assert v["chk_d_10"] == pytest.approx(0.0436, abs=1e-4)
     assert v["fig3_closed_error"] < 1e-9
+    assert v["l42_fd_error"] < 1e-6
     assert v["conv_last"] < 1e-3 < v["conv_first"]
     assert v["exact_max_error"] < 1e-10 and v["several_exact_error"] < 1e-7
     assert v["several_barrier_last"] < 1e-2
