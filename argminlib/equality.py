@@ -30,6 +30,7 @@ from .exceptions import (
     NonFiniteError,
     ShapeError,
 )
+from .linsolve import get_solver
 from .primitive import Problem, as_float_array, mode_sign
 from .unconstrained import f_XY, f_YY
 
@@ -161,8 +162,6 @@ class Equality(Problem):
     """
 
     def __init__(self, f, h, y0, *, mode="min", solver="dense", tol=1e-6, forward=None):
-        from .linsolve import get_solver
-
         self.f, self.h = f, h
         self.mode = mode
         self.definite = mode_sign(mode)
@@ -276,10 +275,7 @@ def _linear_terms(f, x, y, A, b, tol):
         raise ShapeError("Lemma 4.1 needs y a 1-D array and x a scalar or 1-D array.")
     h = linear_constraint(A, b)
     problem = Equality(f, h, y, tol=tol)
-    lin = problem.linearize_at(x, y)
-    from .linsolve import Dense
-
-    Dense().check(lin.A)  # feasibility, KKT residual, rank and inertia checked
+    problem.check_at(x, y)  # feasibility, KKT residual, rank and inertia
     nu = problem.pack(x, y)[problem.ny :]
     A_x = A(x) if callable(A) else onp.asarray(A, dtype=float)
     H = f_YY(f, x, y)

@@ -179,9 +179,7 @@ def lemma_4_2(f, c, t, x, y, *, tol=1e-6):
 
     i.e. Lemma 3.2 applied to the barrier objective (a division for scalar ``y``)."""
     problem = Barrier(f, c, t, y, tol=tol)
-    from .linsolve import Dense
-
-    Dense().check(problem.linearize_at(x, y).A)
+    problem.check_at(x, y)
     phi = problem.f
     H, B = f_YY(phi, x, y), f_XY(phi, x, y)
     return -B / H if anp.ndim(H) == 0 else -anp.linalg.solve(H, B)

@@ -17,7 +17,7 @@ from autograd.tracer import getval
 
 from .exceptions import NonFiniteError, ShapeError
 from .implicit import linearize, root_jacobian, root_jvp, root_vjp
-from .linsolve import get_solver
+from .linsolve import Dense, get_solver
 
 __all__ = ["Problem", "solution", "as_float_array", "check_finite"]
 
@@ -109,6 +109,14 @@ class Problem:
                 f"y has shape {anp.shape(getval(y))}; the problem's y has {self.yshape}."
             )
         return self.linearize(x, self.pack(x, y))
+
+    def check_at(self, x, y):
+        """Every check a closed-form lemma needs before its formula: those of
+        :meth:`linearize_at`, then the eigenvalues (or, for a KKT matrix, the inertia and
+        the rank) of the dense ``dF/dz``. Returns the :class:`Linearization`."""
+        lin = self.linearize_at(x, y)
+        Dense().check(lin.A)
+        return lin
 
     def _at(self, x, y):
         return as_float_array(x, "x"), self.linearize_at(x, y)

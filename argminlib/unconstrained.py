@@ -20,7 +20,7 @@ from autograd.tracer import getval
 
 from .exceptions import NonFiniteError, ShapeError
 from .forward import newton, stationary_point
-from .linsolve import Dense, get_solver
+from .linsolve import get_solver
 from .primitive import Problem, as_float_array, mode_sign
 
 __all__ = [
@@ -212,8 +212,7 @@ def _check(f, x, y, mode, tol, x_ndim, y_ndim, lemma):
             f"{anp.shape(getval(x))} and {anp.shape(getval(y))}. "
             "Use implicit_jacobian for any shapes."
         )
-    problem = _problem(f, x, y, mode, None, tol)
-    Dense().check(problem.linearize_at(x, y).A)
+    _problem(f, x, y, mode, None, tol).check_at(x, y)
 
 
 def lemma_3_1(f, x, y, *, mode="min", tol=1e-6):
