@@ -3,19 +3,33 @@
 A companion library to Gould et al. (2016), "On Differentiating Parameterized Argmin and
 Argmax Problems with Application to Bi-level Optimization". Every derivative goes through
 one implicit-differentiation core (``argminlib.implicit``); the paper's lemmas are its
-closed forms.
+closed forms. Modules, each importing only the ones above it: ``exceptions``,
+``partials``, ``linsolve``, ``certify``, ``implicit``, ``problem``, ``forward``,
+``unconstrained``, ``equality``, ``inequality``, ``api``, then ``softmax``, ``bilevel``,
+``fd``.
 """
 
 from . import bilevel, softmax
+from .api import argmax, argmin, problem_for
 from .bilevel import History, gradient_descent, lbfgs, minimize_upper
-from .equality import Equality, lemma_4_1, linear_constraint, multipliers, nullspace_form, slsqp
+from .certify import Certificate, Certify, lanczos
+from .equality import (
+    Equality,
+    constraint_distance,
+    lemma_4_1,
+    linear_constraint,
+    multipliers,
+    nullspace_form,
+)
 from .exceptions import (
     ArgminError,
     ConstraintError,
     CurvatureError,
     DegenerateConstraintWarning,
     ForwardSolveError,
+    IllConditionedError,
     InfeasibleError,
+    InputError,
     LinearSolveError,
     NonFiniteError,
     NotStationaryError,
@@ -23,25 +37,24 @@ from .exceptions import (
     SingularHessianError,
 )
 from .fd import fd_grad, fd_jacobian, fd_jvp, max_error
-from .forward import newton, stationary_point
-from .implicit import Linearization, linearize, root_jacobian, root_jvp, root_vjp
-from .inequality import (
-    Barrier,
-    Inequality,
-    active_set,
-    barrier_objective,
-    barrier_solve,
-    lemma_4_2,
+from .forward import barrier_objective, barrier_solve, newton, slsqp, stationary_point
+from .implicit import Linearization, Solution, fixed_point, linear_solve, root
+from .inequality import Barrier, Inequality, active_set, lemma_4_2
+from .linsolve import (
+    CG,
+    GMRES,
+    MINRES,
+    Dense,
+    LinearSolver,
+    LinearSystem,
+    NullSpace,
+    SolveInfo,
+    get_solver,
 )
-from .linsolve import CG, GMRES, MINRES, Dense, LinearSystem, NullSpace, SolveInfo, get_solver
-from .primitive import Problem, solution
+from .partials import f_XY, f_Y, f_YY
+from .problem import Problem
 from .unconstrained import (
     Unconstrained,
-    argmax,
-    argmin,
-    f_XY,
-    f_Y,
-    f_YY,
     implicit_jacobian,
     implicit_jvp,
     implicit_vjp,
@@ -51,28 +64,30 @@ from .unconstrained import (
     lemma_3_4,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     # exceptions
     "ArgminError",
-    "ConstraintError",
-    "CurvatureError",
-    "DegenerateConstraintWarning",
-    "ForwardSolveError",
-    "InfeasibleError",
-    "LinearSolveError",
+    "InputError",
+    "ShapeError",
     "NonFiniteError",
     "NotStationaryError",
-    "ShapeError",
     "SingularHessianError",
-    # the core and its linear solvers
-    "Linearization",
-    "linearize",
-    "root_jvp",
-    "root_vjp",
-    "root_jacobian",
+    "IllConditionedError",
+    "CurvatureError",
+    "LinearSolveError",
+    "ForwardSolveError",
+    "ConstraintError",
+    "InfeasibleError",
+    "DegenerateConstraintWarning",
+    # the paper's notation
+    "f_Y",
+    "f_YY",
+    "f_XY",
+    # linear solvers
     "LinearSystem",
+    "LinearSolver",
     "SolveInfo",
     "Dense",
     "CG",
@@ -80,12 +95,18 @@ __all__ = [
     "GMRES",
     "NullSpace",
     "get_solver",
+    # certification
+    "Certify",
+    "Certificate",
+    "lanczos",
+    # the core
+    "Linearization",
+    "Solution",
+    "linear_solve",
+    "root",
+    "fixed_point",
     "Problem",
-    "solution",
     # unconstrained problems (section 3)
-    "f_Y",
-    "f_YY",
-    "f_XY",
     "lemma_3_1",
     "lemma_3_2",
     "lemma_3_3",
@@ -96,10 +117,12 @@ __all__ = [
     "Unconstrained",
     "argmin",
     "argmax",
+    "problem_for",
     # equality constraints (section 4.1)
     "Equality",
     "linear_constraint",
     "multipliers",
+    "constraint_distance",
     "lemma_4_1",
     "nullspace_form",
     # inequality constraints (section 4.2)
@@ -109,17 +132,18 @@ __all__ = [
     "lemma_4_2",
     "Inequality",
     "active_set",
-    # soft-max exemplar and bi-level helpers (modules)
+    # forward solvers
+    "newton",
+    "stationary_point",
+    "slsqp",
+    # soft-max exemplar and bi-level helpers
     "softmax",
     "bilevel",
     "History",
     "gradient_descent",
     "lbfgs",
     "minimize_upper",
-    # forward solvers and checks
-    "slsqp",
-    "newton",
-    "stationary_point",
+    # finite differences
     "fd_jvp",
     "fd_jacobian",
     "fd_grad",

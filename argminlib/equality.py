@@ -14,25 +14,17 @@ the reduced Hessian). For linear constraints ``A y = b`` the closed forms of the
 
 from __future__ import annotations
 
-import warnings
-
 import autograd.numpy as anp
 import numpy as onp
 import scipy.linalg as sla
-import scipy.optimize as sopt
 from autograd import grad, jacobian
 from autograd.tracer import getval
 
-from .exceptions import (
-    ConstraintError,
-    ForwardSolveError,
-    InfeasibleError,
-    NonFiniteError,
-    ShapeError,
-)
-from .linsolve import get_solver
-from .primitive import Problem, as_float_array, mode_sign
-from .unconstrained import f_XY, f_YY
+from .exceptions import ConstraintError, InfeasibleError, NonFiniteError, ShapeError
+from .forward import slsqp
+from .partials import constraint_jacobian, f_XY, f_YY, flat_values
+from .problem import Conditions, Problem
+from .unconstrained import check_objective
 
 __all__ = [
     "linear_constraint",
@@ -40,7 +32,7 @@ __all__ = [
     "multipliers",
     "lemma_4_1",
     "nullspace_form",
-    "slsqp",
+    "constraint_distance",
 ]
 
 
@@ -57,28 +49,30 @@ def linear_constraint(A, b=None):
     return h
 
 
-def _flat(h, x, y):
-    return anp.reshape(h(x, y), (-1,))
-
-
-def _constraint_jacobian(h, x, y):
-    """``h_Y`` as a ``p x n`` matrix over the flattened ``y``."""
-    shape = anp.shape(getval(y))
-    p = int(onp.size(getval(_flat(h, x, y))))
-    if p == 0:
-        return onp.zeros((0, int(onp.size(getval(y)))))
-    return jacobian(lambda z: _flat(h, x, anp.reshape(z, shape)))(anp.reshape(y, (-1,)))
+def constraint_distance(h, x, y):
+    """``(values, distances)``: the constraint values ``h_i(x, y)`` and their first-order
+    distances ``h_i / ||grad_y h_i||`` in ``y`` units (the value itself where the gradient
+    vanishes). Scale-free: multiplying ``h_i`` by a constant does not change it."""
+    hv = onp.asarray(getval(flat_values(h, x, y)), dtype=float)
+    if hv.size == 0:
+        return hv, hv
+    J = onp.asarray(getval(constraint_jacobian(h, x, y)), dtype=float).reshape(hv.size, -1)
+    if not (onp.all(onp.isfinite(hv)) and onp.all(onp.isfinite(J))):
+        raise NonFiniteError("The constraints (or their Jacobian) are NaN or inf at y.")
+    norms = onp.linalg.norm(J, axis=1)
+    return hv, onp.where(norms > 0, hv / onp.where(norms > 0, norms, 1.0), hv)
 
 
 def multipliers(f, h, x, y, *, rcond=1e-10):
     """Lagrange multipliers ``nu`` at ``y``: the least-squares solution of the stationarity
     condition ``f_Y + h_Y^T nu = 0``. Raises :class:`ConstraintError` if ``h_Y`` does not
     have full row rank (the multipliers, and the derivative, are then not unique)."""
-    J = onp.asarray(getval(_constraint_jacobian(h, x, y)), dtype=float)
+    J = onp.asarray(getval(constraint_jacobian(h, x, y)), dtype=float)
     g = onp.reshape(onp.asarray(getval(grad(f, 1)(x, y)), dtype=float), -1)
     p = J.shape[0]
     if p == 0:
         return onp.zeros(0)
+    J = J.reshape(p, -1)
     s = onp.linalg.svd(J, compute_uv=False)
     rank = int(onp.sum(s > rcond * max(s[0], onp.finfo(float).tiny)))
     if rank < p:
@@ -90,60 +84,6 @@ def multipliers(f, h, x, y, *, rcond=1e-10):
     return onp.linalg.lstsq(J.T, -g, rcond=None)[0]
 
 
-def slsqp(f, x, y0, *, eq=None, ineq=None, maximize=False, ftol=1e-15, maxiter=1000):
-    """Solve ``min_y f(x, y)`` s.t. ``eq(x, y) = 0``, ``ineq(x, y) <= 0`` with scipy's SLSQP
-    and autograd derivatives. Returns ``y`` with the shape of ``y0``.
-
-    Raises :class:`InfeasibleError` when SLSQP reports incompatible constraints and
-    :class:`ForwardSolveError` for any other failure. Dense: for small and medium problems.
-    """
-    x = getval(x)
-    y0 = onp.asarray(getval(y0), dtype=float)
-    shape = y0.shape
-    sign = -1.0 if maximize else 1.0
-
-    def obj(z):
-        return sign * f(x, anp.reshape(z, shape))
-
-    cons = []
-    for kind, fun, s in (("eq", eq, 1.0), ("ineq", ineq, -1.0)):
-        if fun is not None:
-
-            def cf(z, fun=fun, s=s):
-                return s * _flat(fun, x, anp.reshape(z, shape))
-
-            cons.append(
-                {
-                    "type": kind,
-                    "fun": lambda z, cf=cf: onp.asarray(cf(z), dtype=float),
-                    "jac": lambda z, cf=cf: onp.asarray(jacobian(cf)(z), dtype=float),
-                }
-            )
-    g = grad(obj)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        res = sopt.minimize(
-            lambda z: float(obj(z)),
-            y0.reshape(-1),
-            jac=lambda z: onp.asarray(g(z), dtype=float),
-            method="SLSQP",
-            constraints=cons,
-            options={"ftol": ftol, "maxiter": maxiter},
-        )
-    if not res.success:
-        msg = str(res.message)
-        if "incompatible" in msg.lower() or "infeasible" in msg.lower() or res.status == 4:
-            raise InfeasibleError(
-                f"SLSQP found no feasible point ({msg}): the constraints may be inconsistent. "
-                "Check them, or start from a feasible y0."
-            )
-        if res.status not in (8, 9):  # 8: line search failed near optimum; checked below
-            raise ForwardSolveError(f"SLSQP failed: {msg}")
-    if not onp.all(onp.isfinite(res.x)):
-        raise ForwardSolveError(f"SLSQP diverged to NaN/inf: {res.message}")
-    return res.x.reshape(shape) if shape else float(res.x[0])
-
-
 class Equality(Problem):
     """``y(x) = argmin_y f(x, y)`` subject to ``h(x, y) = 0`` (or argmax, ``mode="max"``).
 
@@ -153,114 +93,88 @@ class Equality(Problem):
     h : callable ``h(x, y) -> array`` of ``p`` constraint values (see
         :func:`linear_constraint` for ``A y = b``).
     y0 : float or array, the forward solver's start; fixes the shape of ``y``.
-    solver : linear solver: ``"dense"`` (LU with an inertia check), ``"minres"``,
-        ``"gmres"``, or :class:`~argminlib.NullSpace` (CG on the reduced Hessian).
-    tol : float, largest accepted KKT residual and constraint violation.
+    solver : linear solver: ``"dense"`` (LU), ``"minres"``, ``"gmres"``, or
+        :class:`~argminlib.NullSpace` (CG on the reduced Hessian).
+    tol : float, largest accepted Newton step on the KKT system (its ``y`` part), relative
+        to ``max(1, |y|)``; also the largest accepted constraint violation, measured as a
+        distance ``|h_i| / ||grad h_i||`` relative to ``max(1, |y|)``.
     forward : callable ``forward(f, x, y0) -> y`` or ``-> (y, nu)``, optional; default
-        :func:`slsqp` followed by Newton steps on the KKT system. Multipliers not returned
-        are recovered by :func:`multipliers`.
+        :func:`~argminlib.slsqp`. Multipliers not returned are recovered by
+        :func:`multipliers`; the answer is polished by at most five Newton steps.
+    certify : the second-order check (the Hessian of the Lagrangian definite on the null
+        space of ``h_Y``; equivalently the KKT matrix's inertia).
     """
 
-    def __init__(self, f, h, y0, *, mode="min", solver="dense", tol=1e-6, forward=None):
+    name = "KKT matrix"
+    what = "the KKT conditions grad_y L = 0, h(x, y) = 0"
+
+    def __init__(
+        self, f, h, y0, *, mode="min", solver="dense", tol=1e-6, forward=None, certify=True
+    ):
+        if not callable(h):
+            raise ShapeError("h must be a function h(x, y) returning the constraint values")
         self.f, self.h = f, h
-        self.mode = mode
-        self.definite = mode_sign(mode)
-        self.y0 = as_float_array(getval(y0), "y0")
-        self.yshape = anp.shape(self.y0)
-        self._ny = int(onp.prod(self.yshape)) if self.yshape else 1
-        self.constraints = None  # known once h has been evaluated
-        self.solver = get_solver(solver)
-        self.tol = tol
-        self.forward = forward
-        self.name = "KKT matrix"
-        self.what = "the KKT conditions grad_y L = 0, h(x, y) = 0"
-
-    @property
-    def ny(self):
-        return self._ny
-
-    def _count(self, x, y):
-        hv = onp.asarray(getval(_flat(self.h, getval(x), getval(y))), dtype=float)
-        if self.constraints is None:
-            self.constraints = hv.size
-            self.n = self._ny + hv.size
-        elif hv.size != self.constraints:
-            raise ShapeError(f"h returned {hv.size} values; it returned {self.constraints} before.")
-        return hv
+        self.forward_solver = forward
+        self.setup(y0, mode, solver, tol, certify)
 
     def optimality(self, x, z):
         """``[grad_y (f + nu^T h) ; h]`` at ``z = (y, nu)``."""
-        y = anp.reshape(z[: self._ny], self.yshape)
-        nu = z[self._ny :]
+        y = anp.reshape(z[: self.ny], self.yshape)
+        nu = z[self.ny :]
 
         def lagrangian(y_):
-            return self.f(x, y_) + anp.dot(nu, _flat(self.h, x, y_))
+            return self.f(x, y_) + anp.dot(nu, flat_values(self.h, x, y_))
 
         gy = anp.reshape(grad(lagrangian)(y), (-1,))
-        return anp.concatenate([gy, _flat(self.h, x, y)])
+        return anp.concatenate([gy, flat_values(self.h, x, y)])
 
-    def check_feasible(self, x, y):
-        hv = self._count(x, y)
-        if not onp.all(onp.isfinite(hv)):
-            raise NonFiniteError("h(x, y) contains NaN or inf.")
-        viol = float(onp.linalg.norm(hv))
-        if viol > self.tol:
-            raise ConstraintError(
-                f"y violates the equality constraints: ||h(x, y)|| = {viol:.3e} > tol "
-                f"{self.tol:.1e}. Pass a feasible solution (or a more accurate one)."
+    def check_feasible(self, x, y, error=ConstraintError):
+        """Raise ``error`` if some ``|h_i| / ||grad h_i||`` exceeds ``tol * max(1, |y|)``."""
+        hv, dist = constraint_distance(self.h, x, y)
+        limit = self.tol * max(1.0, float(onp.max(onp.abs(y))) if onp.size(y) else 1.0)
+        if dist.size and onp.max(onp.abs(dist)) > limit:
+            i = int(onp.argmax(onp.abs(dist)))
+            raise error(
+                f"y violates the equality constraints: h_{i}(x, y) = {hv[i]:.3e}, a distance "
+                f"of {abs(dist[i]):.3e} from the constraint > tol * max(1, |y|) = {limit:.1e}. "
+                "Pass a feasible solution (or a more accurate one)."
             )
 
-    def pack(self, x, y):
+    def check_solution(self, x, y):
         self.check_feasible(x, y)
-        sign = -1.0 if self.mode == "max" else 1.0
-        f = self.f if sign > 0 else (lambda x_, y_: -self.f(x_, y_))
-        nu = sign * multipliers(f, self.h, getval(x), getval(y))
-        return anp.concatenate([anp.reshape(y, (-1,)), nu])
+
+    def forward(self, x):
+        check_objective(self.f, x, self.y0)
+        if self.forward_solver is not None:
+            return self.forward_solver(self.f, x, self.y0)
+        return slsqp(self.f, x, self.y0, eq=self.h, maximize=self.mode == "max")
+
+    def complete(self, x, y, multipliers_=None, feasible=True):
+        check_objective(self.f, x, y)
+        hv = onp.asarray(getval(flat_values(self.h, x, y)), dtype=float)
+        if feasible:
+            self.check_feasible(x, y)
+        if multipliers_ is None:
+            nu = multipliers(self.f, self.h, x, y)
+        else:
+            nu = onp.asarray(multipliers_, dtype=float).reshape(-1)
+            if nu.size != hv.size:
+                raise ShapeError(
+                    f"The forward solver returned {nu.size} multipliers for {hv.size} constraints."
+                )
+        z = onp.concatenate([onp.reshape(y, (-1,)), nu])
+        return Conditions(z, self.optimality, hv.size)
 
     def solve(self, x):
-        xv = getval(x)
-        out = (
-            self.forward(self.f, xv, self.y0)
-            if self.forward is not None
-            else slsqp(self.f, xv, self.y0, eq=self.h, maximize=self.mode == "max")
-        )
-        y, nu = out if isinstance(out, tuple) else (out, None)
-        y = onp.asarray(getval(y), dtype=float)
-        if y.size != self._ny:
-            raise ShapeError(f"The forward solver returned {y.size} values; y0 has {self._ny}.")
-        y = y.reshape(self.yshape)
         try:
-            self.check_feasible(xv, y)
+            return super().solve(x)
         except ConstraintError as err:
+            if isinstance(err, InfeasibleError):
+                raise
             raise InfeasibleError(
                 f"The forward solver returned an infeasible point ({err}). The constraints "
                 "may have no common solution: check them, or pass a feasible y0."
             ) from None
-        z = self.pack(xv, y) if nu is None else onp.concatenate([y.reshape(-1), nu])
-        z = _newton_polish(self.optimality, xv, onp.asarray(z, dtype=float))
-        self.check_feasible(xv, z[: self._ny].reshape(self.yshape))
-        self.linearize(xv, z)
-        return z
-
-
-def _newton_polish(F, x, z, steps=5, tol=1e-13):
-    """Newton steps on ``F(x, z) = 0`` with the dense Jacobian while the residual falls:
-    turns a solver's 1e-8 answer into a 1e-14 one (small and medium problems)."""
-    r = onp.asarray(F(x, z), dtype=float)
-    for _ in range(steps):
-        nr = onp.linalg.norm(r)
-        if nr <= tol:
-            break
-        J = onp.asarray(jacobian(lambda z_: F(x, z_))(z), dtype=float)
-        try:
-            dz = onp.linalg.lstsq(J, -r, rcond=None)[0]
-        except onp.linalg.LinAlgError:
-            break
-        r_new = onp.asarray(F(x, z + dz), dtype=float)
-        if not onp.linalg.norm(r_new) < nr:
-            break
-        z, r = z + dz, r_new
-    return z
 
 
 # --- the closed forms for linear constraints ------------------------------------------------
@@ -275,8 +189,7 @@ def _linear_terms(f, x, y, A, b, tol):
         raise ShapeError("Lemma 4.1 needs y a 1-D array and x a scalar or 1-D array.")
     h = linear_constraint(A, b)
     problem = Equality(f, h, y, tol=tol)
-    problem.check_at(x, y)  # feasibility, KKT residual, rank and inertia
-    nu = problem.pack(x, y)[problem.ny :]
+    nu = problem.at(x, y).z[problem.ny :]  # feasibility, KKT step, rank and inertia checked
     A_x = A(x) if callable(A) else onp.asarray(A, dtype=float)
     H = f_YY(f, x, y)
     if callable(A):

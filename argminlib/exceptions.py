@@ -7,10 +7,12 @@ classes, with a message that says what was found and what to do. All of them der
 
 __all__ = [
     "ArgminError",
+    "InputError",
     "ShapeError",
     "NonFiniteError",
     "NotStationaryError",
     "SingularHessianError",
+    "IllConditionedError",
     "CurvatureError",
     "LinearSolveError",
     "ForwardSolveError",
@@ -21,21 +23,27 @@ __all__ = [
 
 
 class ArgminError(ValueError):
-    """Base class of every error argminlib raises on bad input."""
+    """Base class of every error argminlib raises."""
 
 
-class ShapeError(ArgminError):
-    """An argument does not have the shape the function needs."""
+class InputError(ArgminError):
+    """An argument is of the wrong kind: an unknown solver or mode name, a complex array,
+    a solver that returns something other than an array, a bad option value."""
+
+
+class ShapeError(InputError):
+    """An argument (or something a user function returned) has the wrong shape."""
 
 
 class NonFiniteError(ArgminError):
-    """An input, objective value or derivative is NaN or infinite."""
+    """An input, objective value or derivative is NaN or infinite (or overflowed)."""
 
 
 class NotStationaryError(ArgminError):
     """The given ``y`` does not satisfy the optimality conditions to the tolerance.
 
-    Attributes ``residual`` (norm of the optimality residual) and ``tol``.
+    Attributes ``residual`` (the length of the Newton step to the solution, relative to
+    ``max(1, |y|)``; scale-free in ``f``) and ``tol``.
     """
 
     def __init__(self, message, residual=None, tol=None):
@@ -45,24 +53,38 @@ class NotStationaryError(ArgminError):
 
 
 class SingularHessianError(ArgminError):
-    """The Hessian (or KKT matrix) at the solution is singular: the derivative is undefined."""
+    """The Hessian (or KKT matrix) at the solution is singular: the derivative is undefined.
+
+    Attribute ``certificate`` (a :class:`argminlib.Certificate`) when one was computed."""
+
+    def __init__(self, message, certificate=None):
+        super().__init__(message)
+        self.certificate = certificate
+
+
+class IllConditionedError(SingularHessianError):
+    """The Hessian is definite (or nonsingular) but so ill-conditioned that the derivative
+    would be mostly rounding error: its smallest eigenvalue is below ``rcond`` times the
+    largest in size."""
 
 
 class CurvatureError(ArgminError):
     """The Hessian has the wrong sign: not positive definite for an argmin, not negative
-    definite for an argmax. Attribute ``eigenvalue`` holds the offending eigenvalue (or a
-    Rayleigh quotient when the Hessian was never formed)."""
+    definite for an argmax (for constraints: on the null space of the active constraints).
 
-    def __init__(self, message, eigenvalue=None):
+    Attributes ``eigenvalue`` (the offending eigenvalue or its estimate) and
+    ``certificate``."""
+
+    def __init__(self, message, eigenvalue=None, certificate=None):
         super().__init__(message)
         self.eigenvalue = eigenvalue
+        self.certificate = certificate
 
 
 class LinearSolveError(ArgminError):
-    """An iterative linear solve did not reach its tolerance.
+    """A linear solve failed or did not reach its tolerance.
 
-    Attribute ``info`` is the :class:`argminlib.SolveInfo` of the failed solve.
-    """
+    Attribute ``info`` is the :class:`argminlib.SolveInfo` of the failed solve."""
 
     def __init__(self, message, info=None):
         super().__init__(message)

@@ -1,8 +1,15 @@
 """Forward (lower-level) solvers: find ``y`` for a given ``x``.
 
 Implicit differentiation does not care how ``y`` was found, only that it satisfies the
-optimality conditions; these are the defaults :func:`argminlib.argmin` uses. A user's own
-solver is any function ``forward(f, x, y0) -> y``.
+optimality conditions; these are the defaults the problem classes use. A user's own
+solver is any function ``forward(f, x, y0) -> y``. Whatever the forward solver returns,
+the problem then takes at most a few Newton steps with its certified linear solver (the
+one polish of argminlib, :meth:`argminlib.Problem.solution`) and accepts the answer only
+when the Newton step is small relative to ``y``.
+
+Every solver here is bounded (iterations and matrix-vector products) and scale-free: the
+objective is divided by a measure of its own curvature before scipy sees it, so that
+``1e-20 f`` and ``1e20 f`` are solved alike.
 """
 
 from __future__ import annotations
@@ -13,15 +20,40 @@ import autograd.numpy as anp
 import numpy as onp
 import scipy.optimize as sopt
 import scipy.sparse.linalg as spla
-from autograd import grad, hessian
-from autograd.tracer import getval
+from autograd import grad, hessian, jacobian
 
-from .exceptions import ForwardSolveError, NonFiniteError
+from .certify import lanczos
+from .exceptions import ForwardSolveError, InfeasibleError, NonFiniteError
+from .implicit import plain
+from .partials import flat_values
 
-__all__ = ["newton", "stationary_point"]
+__all__ = [
+    "newton_polish",
+    "newton",
+    "stationary_point",
+    "slsqp",
+    "barrier_objective",
+    "barrier_solve",
+]
 
 
-def _flat_objective(f, x, yshape, sign):
+class _Budget(Exception):
+    pass
+
+
+def _curvature_scale(value, jac, hessp, z):
+    """A positive scale of ``f`` near ``z``: a Rayleigh quotient of the Hessian, else the
+    gradient's size, else the value's."""
+    rng = onp.random.default_rng(0)
+    r = rng.standard_normal(z.size)
+    r /= onp.linalg.norm(r)
+    for s in (abs(float(r @ hessp(z, r))), float(onp.linalg.norm(jac(z))), abs(value(z))):
+        if onp.isfinite(s) and s > 0:
+            return s
+    return 1.0
+
+
+def _objective(f, x, yshape, sign):
     def obj(z):
         return sign * f(x, anp.reshape(z, yshape))
 
@@ -39,58 +71,126 @@ def _flat_objective(f, x, yshape, sign):
     return value, jac, hessp
 
 
-def newton(f, x, y0, *, maximize=False, gtol=1e-12, maxiter=500, method="trust-ncg"):
-    """Minimise (or maximise) ``f(x, y)`` over ``y`` from ``y0`` with a Newton-type method.
+def newton(f, x, y0, *, maximize=False, gtol=1e-10, maxiter=500, escapes=3, steps=20):
+    """Minimise (or maximise) ``f(x, y)`` over ``y`` from ``y0``: scipy's trust-region
+    Newton-CG (``trust-ncg``) on autograd gradients and Hessian-vector products, on ``f``
+    divided by its curvature scale at ``y0`` (so ``gtol`` is relative).
 
-    Uses ``scipy.optimize.minimize`` (``trust-ncg``, Steihaug's truncated CG, by
-    default; or ``Newton-CG`` / ``trust-krylov``) with autograd gradients and Hessian-vector
-    products, then a few Newton steps to reach ``||grad|| <= gtol``; the Hessian is never
-    formed. Returns ``y`` with the shape of ``y0``.
+    A trust-region method stops at any stationary point, including a saddle or (from a
+    stationary start) a maximum. So at its answer ``steps`` Lanczos iterations look for
+    negative curvature; if there is some, the solver moves along the Ritz vector (in the
+    direction that decreases ``f``) and restarts, at most ``escapes`` times. The number of
+    Hessian-vector products is bounded (``maxiter * (min(n, 200) + 10)``), so a badly scaled
+    or unbounded problem raises :class:`~argminlib.ForwardSolveError` instead of hanging.
+    Returns ``y`` with the shape of ``y0``.
     """
-    x = getval(x)
-    y0 = onp.asarray(getval(y0), dtype=float)
-    value, jac, hessp = _flat_objective(f, x, y0.shape, -1.0 if maximize else 1.0)
-    z0 = y0.reshape(-1)
-    if not onp.isfinite(value(z0)):
+    x = plain(x)
+    y0 = onp.asarray(y0, dtype=float)
+    value, jac, hessp = _objective(f, x, y0.shape, -1.0 if maximize else 1.0)
+    z = y0.reshape(-1)
+    n = z.size
+    if not onp.isfinite(value(z)):
         raise NonFiniteError(
-            "f(x, y0) is NaN or inf at the starting point: start the forward solver where f is "
-            "finite."
+            "f(x, y0) is NaN or inf at the starting point: start where f is finite."
         )
-    options = {"maxiter": maxiter}
-    options["gtol" if method != "Newton-CG" else "xtol"] = gtol
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        res = sopt.minimize(value, z0, jac=jac, hessp=hessp, method=method, options=options)
-    if not onp.all(onp.isfinite(res.x)):
-        raise ForwardSolveError(f"{method} diverged to NaN/inf from y0: {res.message}")
-    z = _polish(res.x, jac, hessp, gtol)
+    scale = _curvature_scale(value, jac, hessp, z)
+    budget = [maxiter * (min(n, 200) + 10)]
+
+    def counted(fun):
+        def wrapped(*args):
+            budget[0] -= 1
+            if budget[0] < 0:
+                raise _Budget
+            out = fun(*args)
+            if not onp.all(onp.isfinite(out)):
+                raise NonFiniteError(
+                    "f or its derivatives overflowed to inf or NaN during the forward solve; "
+                    "rescale f or start closer to the solution."
+                )
+            return out / scale
+
+        return wrapped
+
+    sval, sjac, shessp = counted(value), counted(jac), counted(hessp)
+    for attempt in range(escapes + 1):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            try:
+                res = sopt.minimize(
+                    sval,
+                    z,
+                    jac=sjac,
+                    hessp=shessp,
+                    method="trust-ncg",
+                    options={"maxiter": maxiter, "gtol": gtol},
+                )
+            except _Budget:
+                raise ForwardSolveError(
+                    f"trust-ncg did not converge within its budget of Hessian-vector products "
+                    f"({maxiter * (min(n, 200) + 10)}): f may be unbounded "
+                    f"{'above' if maximize else 'below'} or badly scaled. Pass a better y0 or "
+                    "your own forward solver."
+                ) from None
+        if not onp.all(onp.isfinite(res.x)):
+            raise ForwardSolveError(f"trust-ncg diverged to NaN/inf from y0: {res.message}")
+        z = res.x
+        if attempt == escapes:
+            break
+        vals, vecs, _ = lanczos(lambda v, z=z: hessp(z, v) / scale, n, min(steps, n), seed=attempt)
+        big = max(abs(vals[0]), abs(vals[-1]), 1e-300)
+        if vals[0] >= -1e-8 * big:
+            break
+        z = _escape(value, z, vecs[:, 0])
+    z = newton_polish(jac, lambda z_, r: _hessian_step(hessp, z_, r), z)
     return z.reshape(y0.shape) if y0.shape else float(z[0])
 
 
-def _polish(z, jac, hessp, gtol, steps=5):
-    """A few full Newton steps (MINRES on Hessian-vector products) from a point near a
-    solution: scipy's trust-region methods can stop with ``||grad||`` well above ``gtol``,
-    which would make finite-difference checks of the solution map noisy."""
-    g = jac(z)
+def _hessian_step(hessp, z, r):
+    op = spla.LinearOperator((z.size, z.size), matvec=lambda p: hessp(z, p), dtype=float)
+    step, _ = spla.minres(op, -r, rtol=1e-12, maxiter=10 * z.size + 20)
+    return step
+
+
+def newton_polish(residual, step, z, steps=5):
+    """Full Newton steps ``z + step(z, F(z))`` on ``F(z) = 0`` while ``||F||`` falls (at
+    most ``steps``): turns a solver's ``1e-8`` answer into a ``1e-14`` one."""
+    r = residual(z)
     for _ in range(steps):
-        gnorm = onp.linalg.norm(g)
-        if gnorm <= gtol:
+        nr = onp.linalg.norm(r)
+        if nr == 0:
             break
-        op = spla.LinearOperator((z.size, z.size), matvec=lambda p, z=z: hessp(z, p))
-        p, _ = spla.minres(op, -g, rtol=1e-12, maxiter=10 * z.size + 20)
-        g_new = jac(z + p)
-        if not onp.linalg.norm(g_new) < gnorm:
+        try:
+            zn = z + step(z, r)
+            rn = residual(zn)
+        except (ArithmeticError, onp.linalg.LinAlgError, ValueError):
             break
-        z, g = z + p, g_new
+        if not onp.linalg.norm(rn) < nr:
+            break
+        z, r = zn, rn
+    return z
+
+
+def _escape(value, z, d):
+    """A step along the negative-curvature direction ``d`` that decreases the objective."""
+    f0 = value(z)
+    length = max(1.0, float(onp.linalg.norm(z)))
+    for _ in range(60):
+        for s in (1.0, -1.0):
+            zn = z + s * length * d
+            fn = value(zn)
+            if onp.isfinite(fn) and fn < f0:
+                return zn
+        length *= 0.5
     return z
 
 
 def stationary_point(f, x, y0, *, tol=1e-12, maxiter=200):
     """Find a stationary point ``f_Y(x, y) = 0`` near ``y0`` (any kind: minimum, maximum or
     saddle) by Newton's method on the gradient with the dense autograd Hessian
-    (``scipy.optimize.root``, ``hybr``). For small problems."""
-    x = getval(x)
-    y0 = onp.asarray(getval(y0), dtype=float)
+    (``scipy.optimize.root``, ``hybr``, at most ``maxiter`` evaluations). For small
+    problems."""
+    x = plain(x)
+    y0 = onp.asarray(y0, dtype=float)
     shape = y0.shape
 
     def F(z):
@@ -99,13 +199,151 @@ def stationary_point(f, x, y0, *, tol=1e-12, maxiter=200):
     def J(z):
         return hessian(lambda z_: f(x, anp.reshape(z_, shape)))(z)
 
-    res = sopt.root(
-        lambda z: onp.asarray(F(z), dtype=float),
-        y0.reshape(-1),
-        jac=lambda z: onp.asarray(J(z), dtype=float),
-        method="hybr",
-        options={"xtol": tol, "maxfev": maxiter},
-    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        res = sopt.root(
+            lambda z: onp.asarray(F(z), dtype=float),
+            y0.reshape(-1),
+            jac=lambda z: onp.asarray(J(z), dtype=float),
+            method="hybr",
+            options={"xtol": tol, "maxfev": maxiter},
+        )
     if not onp.all(onp.isfinite(res.x)):
         raise ForwardSolveError(f"root finding diverged from y0: {res.message}")
     return res.x.reshape(shape) if shape else float(res.x[0])
+
+
+def slsqp(f, x, y0, *, eq=None, ineq=None, maximize=False, ftol=1e-15, maxiter=1000):
+    """Solve ``min_y f(x, y)`` s.t. ``eq(x, y) = 0``, ``ineq(x, y) <= 0`` with scipy's SLSQP
+    and autograd derivatives; ``f`` and each constraint are divided by the size of their
+    gradients at ``y0`` first. Returns ``y`` with the shape of ``y0``.
+
+    Raises :class:`~argminlib.InfeasibleError` when SLSQP reports incompatible
+    constraints and :class:`~argminlib.ForwardSolveError` (with SLSQP's message) for any
+    other failure, except a line search that fails near the optimum: that answer is
+    returned, and the problem's Newton polish and checks decide. Dense: small and medium
+    problems.
+    """
+    x = plain(x)
+    y0 = onp.asarray(y0, dtype=float)
+    shape = y0.shape
+    z0 = y0.reshape(-1)
+    sign = -1.0 if maximize else 1.0
+
+    def obj(z):
+        return sign * f(x, anp.reshape(z, shape))
+
+    g = grad(obj)
+    fscale = float(onp.linalg.norm(g(z0))) or abs(float(obj(z0))) or 1.0
+    cons = []
+    for kind, fun, s in (("eq", eq, 1.0), ("ineq", ineq, -1.0)):
+        if fun is None:
+            continue
+
+        def cf(z, fun=fun, s=s):
+            return s * flat_values(fun, x, anp.reshape(z, shape))
+
+        Jc = onp.asarray(jacobian(cf)(z0), dtype=float).reshape(-1, z0.size)
+        rs = onp.linalg.norm(Jc, axis=1)
+        rs = onp.where(rs > 0, rs, 1.0)
+        cons.append(
+            {
+                "type": kind,
+                "fun": lambda z, cf=cf, rs=rs: onp.asarray(cf(z), dtype=float) / rs,
+                "jac": lambda z, cf=cf, rs=rs: (
+                    onp.asarray(jacobian(cf)(z), dtype=float) / rs[:, None]
+                ),
+            }
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        res = sopt.minimize(
+            lambda z: float(obj(z)) / fscale,
+            z0,
+            jac=lambda z: onp.asarray(g(z), dtype=float) / fscale,
+            method="SLSQP",
+            constraints=cons,
+            options={"ftol": ftol, "maxiter": maxiter},
+        )
+    if not onp.all(onp.isfinite(res.x)):
+        raise ForwardSolveError(f"SLSQP diverged to NaN/inf: {res.message}")
+    if not res.success:
+        msg = str(res.message)
+        if res.status == 4 or "incompatible" in msg.lower():
+            raise InfeasibleError(
+                f"SLSQP found no feasible point ({msg}): the constraints may be inconsistent. "
+                "Check them, or start from a feasible y0."
+            )
+        if res.status not in (8, 9):  # 8/9: line search / iteration limit near the optimum
+            raise ForwardSolveError(f"SLSQP failed (status {res.status}): {msg}")
+    return res.x.reshape(shape) if shape else float(res.x[0])
+
+
+def barrier_objective(f, c, t, *, maximize=False):
+    """``phi_t(x, y) = t f(x, y) - sum_i log(-c_i(x, y))`` (for ``maximize``:
+    ``t f + sum_i log(-c_i)``, to be maximised). Infinite outside the strict interior."""
+    s = -1.0 if maximize else 1.0
+
+    def phi(x, y):
+        return t * f(x, y) - s * anp.sum(anp.log(-flat_values(c, x, y)))
+
+    return phi
+
+
+def barrier_solve(f, c, x, y0, t, *, t0=None, mu=10.0, tol=1e-12, maxiter=100, maximize=False):
+    """Minimise ``phi_t`` (see :func:`barrier_objective`) by the barrier method.
+
+    From a strictly feasible ``y0``, follow the central path ``t0, mu t0, ..., t`` with
+    damped Newton steps (dense autograd Hessian) that backtrack to stay strictly feasible
+    (at most ``maxiter`` per value of ``t``). Returns ``y``. Dense: small and medium
+    problems.
+    """
+    x = plain(x)
+    y = onp.asarray(y0, dtype=float)
+    shape = y.shape
+    s = -1.0 if maximize else 1.0
+    ts, tk = [], min(t, t0 if t0 is not None else 1.0)
+    while tk < t:
+        ts.append(tk)
+        tk *= mu
+    ts.append(t)
+    z = y.reshape(-1)
+    for tk in ts:
+        phi = barrier_objective(f, c, tk, maximize=maximize)
+
+        def obj(z_, phi=phi):
+            return s * phi(x, anp.reshape(z_, shape))
+
+        g_fun, H_fun = grad(obj), hessian(obj)
+        g0 = onp.asarray(g_fun(z), dtype=float)
+        for _ in range(maxiter):
+            g = onp.asarray(g_fun(z), dtype=float)
+            gnorm = onp.linalg.norm(g)
+            if gnorm <= tol * max(1.0, onp.linalg.norm(g0)):
+                break
+            H = onp.asarray(H_fun(z), dtype=float)
+            try:
+                step = -onp.linalg.solve(H, g)
+            except onp.linalg.LinAlgError:
+                step = -g
+            if g @ step >= 0:  # not a descent direction: fall back to the gradient
+                step = -g
+            f0, a = float(obj(z)), 1.0
+            while a > 1e-12:
+                zn = z + a * step
+                cv = onp.asarray(flat_values(c, x, zn.reshape(shape)), dtype=float)
+                if onp.all(cv < 0):
+                    fn = float(obj(zn))
+                    if onp.isfinite(fn) and (
+                        fn < f0 + 1e-4 * a * (g @ step) or onp.linalg.norm(g_fun(zn)) < 0.5 * gnorm
+                    ):
+                        break
+                a *= 0.5
+            else:
+                break  # no progress possible: the gradient is at rounding level
+            z = zn
+        else:
+            raise ForwardSolveError(
+                f"The barrier method did not converge at t = {tk:g} in {maxiter} Newton steps."
+            )
+    return z.reshape(shape) if shape else float(z[0])

@@ -1,163 +1,378 @@
 """The one implicit-differentiation mechanism of argminlib.
 
-A problem class declares an *optimality function* ``F(x, z)`` whose zeros are its
-solutions: the gradient ``f_Y`` for an unconstrained argmin or argmax, the KKT residual for
-a constrained one, the barrier gradient for the log-barrier approximation. ``z`` is a flat
-1-D array of length ``n`` (the solution, possibly followed by Lagrange multipliers); ``x``
-is the parameter, a float or an array of any shape. At a solution ``F(x, z(x)) = 0``, and
-differentiating in ``x`` (the implicit function theorem) gives
+A problem declares an *optimality function* ``F(x, z)`` whose zeros are its solutions: the
+gradient ``f_Y`` for an unconstrained argmin or argmax, the KKT residual for a constrained
+one, the barrier gradient for the log-barrier approximation, ``T(x, z) - z`` for a fixed
+point. ``z`` is a flat 1-D array of length ``n``; ``x`` is the parameter: a float, an array
+of any shape, or any container (tuple, list, dict) of them that autograd differentiates. At
+a solution ``F(x, z(x)) = 0``, and the implicit function theorem gives
 
-    A dz/dx = -B,    A = dF/dz (n x n),    B = dF/dx (n x size(x)).
+    A dz/dx = -B,    A = dF/dz (n x n),    B = dF/dx.
 
-Every derivative argminlib returns is one of the three functions below, with ``A`` and ``B``
-never formed unless the linear solver asks for the dense ``A``:
+A :class:`Solution` holds one solved ``z``: it linearises ``F`` there once (so ``A`` is a
+:class:`~argminlib.LinearSystem` of autograd products, factorised at most once by a dense
+solver), certifies it once (:mod:`argminlib.certify`), and serves any number of
 
-* :func:`root_jvp` (forward mode): ``dz = solve(A, -B v)``: one solve per direction ``v``;
-* :func:`root_vjp` (reverse mode): ``w = solve(A^T, -u)``, then ``u dz/dx = w^T B``: one solve
-  per cotangent ``u``, however many entries ``x`` has;
-* :func:`root_jacobian`: the full ``dz/dx``, by whichever of the two needs fewer solves.
+* JVPs (forward mode): ``dz = solve(A, -B v)``,
+* VJPs (reverse mode): ``w = solve(A^T, -u)``, then ``u^T dz/dx = w^T B``, one solve per
+  cotangent whatever the size of ``x``,
+* full Jacobians, and
+* the autograd primitive :meth:`Solution.attach`, which returns ``z`` as a differentiable
+  function of ``x`` (``autograd.grad``, ``jacobian``, ``make_jvp``, ``hessian`` ...).
 
-Products with ``A`` and ``B`` are autograd VJPs of ``F`` (for a gradient ``F`` a VJP in ``z``
-is a Hessian-vector product). The lemmas of the paper are closed forms of these functions.
+Every linear solve goes through the primitive :func:`linear_solve`, whose own derivative is
+one more solve with the same operator (``w`` is the root of ``A(x, z) w - b = 0``): so
+second and higher derivatives, and argmins nested in other objectives, are exact with
+every solver, dense or matrix-free, in the same way that autograd's ``fixed_point``
+differentiates its reverse pass.
 """
 
 from __future__ import annotations
 
 import autograd.numpy as anp
 import numpy as onp
-from autograd import grad, make_vjp
-from autograd.tracer import getval
+from autograd import grad, make_jvp, make_vjp
+from autograd.builtins import tuple as atuple
+from autograd.extend import defjvp, defvjp, primitive, vspace
+from autograd.misc import flatten
+from autograd.tracer import getval, isbox
 
-from .exceptions import NonFiniteError, NotStationaryError, ShapeError
-from .linsolve import Dense, LinearSystem, get_solver
+from . import certify as _certify
+from .exceptions import InputError, NonFiniteError, ShapeError
+from .linsolve import LinearSystem, SolveInfo, get_solver
 
-__all__ = ["Linearization", "linearize", "root_jvp", "root_vjp", "root_jacobian"]
+__all__ = [
+    "Linearization",
+    "Solution",
+    "linear_solve",
+    "root",
+    "fixed_point",
+    "plain",
+    "is_traced",
+]
 
 
-def _jvp_from_vjp(vjp, n_out_zero):
-    """Forward products from a linear VJP: ``J v = d/dw <vjp(w), v>`` (reverse over reverse)."""
+def plain(x):
+    """``x`` with every autograd box removed (containers recursively)."""
+    x = getval(x)
+    if isinstance(x, (tuple, list)):
+        return type(x)(plain(v) for v in x)
+    if isinstance(x, dict):
+        return {k: plain(v) for k, v in x.items()}
+    return x
 
-    def jvp(v):
-        return grad(lambda w: anp.sum(vjp(w) * v))(n_out_zero)
 
-    return jvp
+def is_traced(x):
+    """Whether ``x`` (or anything in it) is being traced by autograd."""
+    if isbox(x):
+        return True
+    if isinstance(x, (tuple, list)):
+        return any(is_traced(v) for v in x)
+    if isinstance(x, dict):
+        return any(is_traced(v) for v in x.values())
+    return False
+
+
+def _reverse_over_reverse(vjp, n, v, like):
+    """``J v`` from the linear map ``vjp: w -> J^T w`` (``w`` of length ``n``)."""
+    vs = vspace(like)
+    return grad(lambda w: vs.inner_prod(vjp(w), v))(onp.zeros(n))
 
 
 class Linearization:
-    """The optimality function ``F`` linearised at ``(x, z)``.
+    """``F`` linearised at the numeric point ``(x, z)``: the residual ``F(x, z)`` and
+    ``A = dF/dz`` as a :class:`~argminlib.LinearSystem` of autograd products (one forward
+    pass of ``F``, then one backward pass per product)."""
 
-    Attributes
-    ----------
-    residual : array (n,)
-        ``F(x, z)``.
-    A : LinearSystem
-        ``dF/dz`` as products (``A.matvec``, ``A.rmatvec``); symmetric when declared so.
-    vjp_x : callable
-        ``w -> w^T B``, an array of the shape of ``x``.
-    jvp_x : callable
-        ``v -> B v`` for ``v`` of the shape of ``x``, an array (n,).
-    """
-
-    def __init__(self, F, x, z, *, symmetric, definite, name, constraints=0):
-        z = anp.reshape(z, (-1,)) if anp.ndim(z) != 1 else z
-        self.x, self.z, self.n = x, z, int(anp.size(getval(z)))
-        vjp_z, r = make_vjp(lambda z_: F(x, z_))(z)
-        if anp.shape(getval(r)) != (self.n,):
+    def __init__(self, F, x, z, *, symmetric, sign=0, kkt_rows=0, name="dF/dz"):
+        xv = plain(x)
+        zv = onp.asarray(getval(z), dtype=float).reshape(-1)
+        n = zv.size
+        vjp_z, r = make_vjp(lambda z_: F(xv, z_))(zv)
+        r = onp.asarray(getval(r))
+        if r.shape != (n,):
             raise ShapeError(
-                f"The optimality function returned shape {anp.shape(getval(r))}, expected "
-                f"({self.n},) (one equation per unknown)."
+                f"The optimality function returned shape {r.shape}, expected ({n},) (one "
+                "equation per unknown)."
             )
-        self.residual = r
-        self.vjp_x, _ = make_vjp(lambda x_: F(x_, z))(x)
-        zeros = onp.zeros(self.n)
-        matvec = vjp_z if symmetric else _jvp_from_vjp(vjp_z, zeros)
-        self.A = LinearSystem(
-            self.n,
-            matvec,
-            vjp_z,
-            symmetric=symmetric,
-            definite=definite,
-            name=name,
-            constraints=constraints,
-        )
-        self.jvp_x = _jvp_from_vjp(self.vjp_x, zeros)
-
-    def check_stationary(self, tol, what="the optimality conditions"):
-        """Raise :class:`NotStationaryError` if ``||F(x, z)||_2 > tol``."""
-        r = onp.asarray(getval(self.residual), dtype=float)
-        if not onp.all(onp.isfinite(r)):
+        if onp.iscomplexobj(r) or not onp.all(onp.isfinite(r)):
             raise NonFiniteError(
-                f"{what} evaluate to NaN or inf at this point; check f and the inputs."
+                f"The optimality conditions ({name}) evaluate to NaN, inf or complex values "
+                "at this point: check f, the constraints and that y is in their domain."
             )
-        norm = float(onp.linalg.norm(r))
-        if norm > tol:
-            raise NotStationaryError(
-                f"y does not satisfy {what}: residual norm {norm:.3e} > tol {tol:.1e}. "
-                "The implicit derivative is only valid at a solution: solve the lower-level "
-                "problem more accurately (or pass a better y), or raise tol if this accuracy "
-                "is what you want.",
-                residual=norm,
-                tol=tol,
+
+        def rmatvec(v):
+            return onp.asarray(vjp_z(v), dtype=float)
+
+        def matvec(v):
+            return onp.asarray(_reverse_over_reverse(vjp_z, n, v, zv), dtype=float)
+
+        self.F, self.x, self.z, self.n, self.residual = F, xv, zv, n, r.astype(float)
+        self.system = LinearSystem(
+            n,
+            rmatvec if symmetric else matvec,
+            rmatvec,
+            symmetric=symmetric,
+            sign=sign,
+            kkt_rows=kkt_rows,
+            name=name,
+        )
+
+
+class _Operator:
+    """``A(x, z) = dF/dz`` for :func:`linear_solve`: the numeric system of a
+    :class:`Linearization` (and its solver) for the solve, and traced products
+    ``apply(x, z, w)`` for the derivative of the solve."""
+
+    def __init__(self, F, system, solver, log, transposed=False):
+        self.F, self.system, self.solver, self.log = F, system, solver, log
+        self.transposed = transposed
+
+    @property
+    def T(self):
+        if self.system.symmetric:
+            return self
+        return _Operator(self.F, self.system, self.solver, self.log, not self.transposed)
+
+    def solve(self, b):
+        system = self.system.T if self.transposed else self.system
+        w, info = self.solver(system, b)
+        self.log.append(info)
+        return w
+
+    def apply(self, x, z, w):
+        """``A(x, z) w`` (``A^T w`` when transposed), traceable in ``x``, ``z`` and ``w``."""
+        vjp_z, _ = make_vjp(lambda z_: self.F(x, z_))(z)
+        if self.system.symmetric or self.transposed:
+            return vjp_z(w)
+        return _reverse_over_reverse(vjp_z, anp.size(getval(z)), w, getval(z))
+
+
+@primitive
+def linear_solve(args, op):
+    """``w = A(x, z)^{-1} b`` for ``args = (b, x, z)``, differentiable in all three."""
+    b = args[0]
+    return op.solve(onp.asarray(b, dtype=float))
+
+
+def _linear_solve_vjp(w, args, op):
+    x, z = args[1], args[2]
+
+    def back(g):
+        u = linear_solve(atuple((g, x, z)), op.T)
+        vjp_xz, _ = make_vjp(lambda xz: op.apply(xz[0], xz[1], w))(atuple((x, z)))
+        gxz = vjp_xz(-u)
+        return atuple((u, gxz[0], gxz[1]))
+
+    return back
+
+
+def _linear_solve_jvp(g, w, args, op):
+    x, z = args[1], args[2]
+    _, dAw = make_jvp(lambda xz: op.apply(xz[0], xz[1], w))(atuple((x, z)))(atuple((g[1], g[2])))
+    return linear_solve(atuple((g[0] - dAw, x, z)), op)
+
+
+defvjp(linear_solve, _linear_solve_vjp, None)
+defjvp(linear_solve, _linear_solve_jvp, None)
+
+
+class _XProducts:
+    """Products with ``B = dF/dx`` at ``(x, z)`` (traced if ``x`` or ``z`` are)."""
+
+    def __init__(self, F, x, z):
+        self.vjp, _ = make_vjp(lambda x_: F(x_, z))(x)
+        self.x, self.n = x, int(anp.size(getval(z)))
+
+    def jvp(self, v):
+        return _reverse_over_reverse(self.vjp, self.n, v, getval(self.x))
+
+
+@primitive
+def _attach(x, solution):
+    return onp.array(solution.z)
+
+
+def _attach_vjp(z, x, solution):
+    B = _XProducts(solution.F, x, z)
+    return lambda u: B.vjp(linear_solve(atuple((-u, x, z)), solution.op.T))
+
+
+def _attach_jvp(v, z, x, solution):
+    B = _XProducts(solution.F, x, z)
+    return linear_solve(atuple((-B.jvp(v), x, z)), solution.op)
+
+
+defvjp(_attach, _attach_vjp, None)
+defjvp(_attach, _attach_jvp, None)
+
+
+class Solution:
+    """A solution ``z`` of ``F(x, z) = 0``, linearised and certified once.
+
+    Parameters
+    ----------
+    F : callable ``F(x, z) -> array (n,)``, written with ``autograd.numpy``.
+    x : the parameter (float, array or container); ``z`` : array, the solution (flattened).
+    symmetric : bool
+        Whether ``dF/dz`` is symmetric (``F`` a gradient or KKT residual).
+    sign : {+1, -1, 0}
+        What ``z`` claims to be: a minimum (``dF/dz`` positive definite, on the constraints'
+        null space if ``kkt_rows``), a maximum, or any nonsingular root.
+    kkt_rows : int
+        Number of trailing multipliers (``dF/dz`` is a KKT matrix).
+    solver : a linear solver (see :func:`argminlib.get_solver`).
+    certify : ``True`` (default), ``False``, a method name or :class:`argminlib.Certify`.
+    name : str, what ``dF/dz`` is, for messages.
+    """
+
+    def __init__(
+        self,
+        F,
+        x,
+        z,
+        *,
+        symmetric=False,
+        sign=0,
+        kkt_rows=0,
+        solver="dense",
+        certify=True,
+        name="Jacobian dF/dz of the optimality conditions",
+    ):
+        self.solver = get_solver(solver)
+        self.config = _certify.as_certify(certify)
+        self.lin = Linearization(
+            F, x, z, symmetric=symmetric, sign=sign, kkt_rows=kkt_rows, name=name
+        )
+        self.F, self.x, self.z, self.n, self.sign = F, self.lin.x, self.lin.z, self.lin.n, sign
+        self.log = []
+        self.op = _Operator(F, self.lin.system, self.solver, self.log)
+        self.certificate = None
+        if self.config is not None:
+            self.certificate = _certify.certify(
+                self.lin.system,
+                sign,
+                self.config,
+                forms_matrix=self.solver.forms_matrix,
+                allow_singular=self.solver.minimum_norm,
             )
-        return norm
+
+    @property
+    def system(self):
+        """``A = dF/dz`` at the solution, a :class:`~argminlib.LinearSystem`."""
+        return self.lin.system
+
+    @property
+    def residual(self):
+        return self.lin.residual
+
+    def newton_step(self):
+        """``-A^{-1} F(x, z)``: the first-order distance to the exact solution."""
+        if not onp.any(self.residual):
+            return onp.zeros(self.n)
+        w, info = self.solver(self.system, -self.residual)
+        return w
+
+    def info(self):
+        """The :class:`~argminlib.SolveInfo` of the solves so far, with the certificate."""
+        info = None
+        for i in self.log:
+            info = i if info is None else info.merge(i)
+        if info is None:
+            info = SolveInfo(getattr(self.solver, "name", "solver"), 0, 0.0, True, 0)
+        return info.with_certificate(self.certificate)
+
+    # -- derivatives -----------------------------------------------------------------
+
+    def attach(self, x):
+        """``z`` as a differentiable function of ``x`` (an autograd primitive): call it with
+        the (possibly traced) ``x`` this solution was computed for."""
+        return _attach(x, self)
+
+    def vjp(self, u, x=None):
+        """``u^T dz/dx`` for ``u`` of shape (n,): the structure of ``x``. Traceable: pass
+        the traced ``x`` to differentiate the result again."""
+        x = self.x if x is None else x
+        B = _XProducts(self.F, x, self.z)
+        return B.vjp(linear_solve(atuple((-u, x, self.z)), self.op.T))
+
+    def jvp(self, v, x=None):
+        """``dz/dx v`` for ``v`` of the structure of ``x``: an array (n,)."""
+        x = self.x if x is None else x
+        B = _XProducts(self.F, x, self.z)
+        return linear_solve(atuple((-B.jvp(v), x, self.z)), self.op)
+
+    def jacobian(self):
+        """``dz/dx`` as an ``n x m`` array over the flattened ``x`` (``m`` entries), with
+        whichever of forward or reverse needs fewer solves (one dense factorisation)."""
+        flat_x, unflatten = flatten(self.x)
+        m = flat_x.size
+        B = _XProducts(self.F, self.x, self.z)
+        eye = onp.eye(self.n)
+        rows = onp.stack([flatten(B.vjp(e))[0] for e in eye]) if self.n else onp.zeros((0, m))
+        if m <= self.n or self.solver.forms_matrix:
+            return onp.asarray(self.op.solve(-rows.reshape(self.n, m)), dtype=float)
+        W = self.op.T.solve(-eye)
+        return W.T @ rows  # row i of J is -(A^{-T} e_i)^T B
 
 
-def linearize(
-    F,
-    x,
-    z,
-    *,
-    symmetric=True,
-    definite=0,
-    name="Jacobian of the optimality conditions",
-    constraints=0,
-):
-    """Linearise the optimality function ``F(x, z)`` at ``(x, z)``; see :class:`Linearization`.
+def root(F, x, z, *, solver="gmres", symmetric=False, tol=1e-6, certify=True):
+    """``z`` with the derivative of the implicit function ``F(x, z(x)) = 0`` attached:
+    an autograd-differentiable function of ``x`` (as JAXopt's ``custom_root``).
 
-    ``symmetric``, ``definite`` and ``constraints`` describe ``dF/dz`` for the linear
-    solvers (see :class:`~argminlib.LinearSystem`)."""
-    return Linearization(
-        F, x, z, symmetric=symmetric, definite=definite, name=name, constraints=constraints
-    )
+    ``z`` is a solution you computed by any means (a flat array, or any array shape:
+    it is flattened). It is checked: the Newton step ``-A^{-1} F(x, z)`` must be at most
+    ``tol * max(1, |z|)`` in every entry, and ``A = dF/dz`` nonsingular (certified as in
+    :mod:`argminlib.certify`). The linear solver must handle a non-symmetric ``A`` unless
+    ``symmetric=True`` (default GMRES). Example, the square root of ``x`` as the root of
+    ``z^2 - x``::
 
-
-def root_jvp(lin, v, solver=None):
-    """Forward mode: ``dz/dx v = -A^{-1} (B v)``.
-
-    ``lin`` is a :class:`Linearization`, ``v`` has the shape of ``x``; returns
-    ``(dz, info)`` with ``dz`` of shape (n,) and ``info`` a :class:`SolveInfo`.
+        z = al.root(lambda x, z: z**2 - x, x, onp.sqrt(x))
     """
-    solve = get_solver(solver)
-    return solve(lin.A, -lin.jvp_x(v))
+    shape = onp.shape(getval(z))
+    zf = _check_array(z, "z").reshape(-1)
+
+    def Fflat(x_, z_):
+        return anp.reshape(F(x_, anp.reshape(z_, shape)), (-1,))
+
+    sol = Solution(Fflat, x, zf, symmetric=symmetric, solver=solver, certify=certify)
+    check_step(sol.newton_step(), zf, tol, "F(x, z) = 0")
+    out = sol.attach(x)
+    return anp.reshape(out, shape) if shape else out[0]
 
 
-def root_vjp(lin, u, solver=None):
-    """Reverse mode: ``u^T dz/dx = -(A^{-T} u)^T B``.
-
-    ``u`` has shape (n,); returns ``(g, info)`` with ``g`` of the shape of ``x``.
-    """
-    solve = get_solver(solver)
-    w, info = solve(lin.A.T, -u)
-    return lin.vjp_x(w), info
+def fixed_point(T, x, z, *, solver="gmres", tol=1e-6, certify=True):
+    """``z = T(x, z)`` at a fixed point ``z`` you computed, with the derivative attached
+    (as JAXopt's ``custom_fixed_point``): :func:`root` of ``T(x, z) - z``."""
+    return root(lambda x_, z_: T(x_, z_) - z_, x, z, solver=solver, tol=tol, certify=certify)
 
 
-def root_jacobian(lin, solver=None):
-    """The full ``dz/dx`` of shape ``(n,) + shape(x)``, with its :class:`SolveInfo`.
+def _check_array(a, name):
+    a = onp.asarray(getval(a))
+    if a.dtype == object or a.dtype.kind not in "fiub":
+        raise InputError(f"{name} must be a real float array, not {a.dtype}")
+    a = a.astype(float)
+    if not onp.all(onp.isfinite(a)):
+        raise NonFiniteError(f"{name} contains NaN or inf; pass finite values.")
+    return a
 
-    Forms ``B`` by ``min(n, size(x))`` products and solves ``A J = -B`` with one multi-column
-    solve (dense) or one Krylov solve per column.
-    """
-    solve = get_solver(solver)
-    xshape = anp.shape(getval(lin.x))
-    m = int(onp.prod(xshape)) if xshape else 1
-    eye_n = onp.eye(lin.n)
-    if isinstance(solve, Dense) or m <= lin.n:
-        # forward: A J = -B, with B (n, m) formed row by row from n VJPs
-        rows = [anp.reshape(lin.vjp_x(eye_n[i]), (m,)) for i in range(lin.n)]
-        B = anp.stack(rows) if lin.n else anp.zeros((0, m))
-        J, info = solve(lin.A, -B)
-    else:
-        # reverse: row i of J is -(A^{-T} e_i)^T B, so n adjoint solves instead of m
-        W, info = solve(lin.A.T, -eye_n)
-        J = anp.stack([anp.reshape(lin.vjp_x(W[:, i]), (m,)) for i in range(lin.n)])
-    return anp.reshape(J, (lin.n,) + xshape), info
+
+def check_step(step, z, tol, what, ny=None):
+    """Raise :class:`~argminlib.NotStationaryError` unless the Newton step ``step`` (its
+    first ``ny`` entries: the primal part) is at most ``tol * max(1, max|y|)``."""
+    from .exceptions import NotStationaryError
+
+    ny = len(z) if ny is None else ny
+    s = float(onp.max(onp.abs(step[:ny]))) if ny else 0.0
+    scale = max(1.0, float(onp.max(onp.abs(z[:ny]))) if ny else 1.0)
+    if not s <= tol * scale:
+        raise NotStationaryError(
+            f"y does not satisfy {what}: the Newton step to the solution has length "
+            f"{s:.3e} > tol * max(1, |y|) = {tol * scale:.1e} (a scale-free measure: it does "
+            "not change when f is multiplied by a constant). The implicit derivative is only "
+            "valid at a solution: solve the lower-level problem more accurately (or pass a "
+            "better y), or raise tol if this accuracy is what you want.",
+            residual=s / scale,
+            tol=tol,
+        )
+    return s / scale

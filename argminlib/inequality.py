@@ -9,63 +9,52 @@ Two routes to the derivative of ``y(x) = argmin_y f(x, y)`` s.t. ``c(x, y) <= 0`
   :class:`Barrier` is an :class:`~argminlib.Unconstrained` problem with the barrier
   objective and a barrier-method forward solver.
 * **the exact derivative** from the KKT conditions: at a solution, the active constraints
-  behave as equalities, so :class:`Inequality` differentiates the
-  :class:`~argminlib.Equality` problem on the active set. At a degenerate point (an active
-  constraint with zero multiplier) the solution map has a kink; a
-  :class:`~argminlib.DegenerateConstraintWarning` names the constraint and the one-sided
-  derivative that keeps it active is returned.
+  behave as equalities, so :class:`Inequality` differentiates the KKT conditions of the
+  active set. At a degenerate point (an active constraint with zero multiplier) the
+  solution map has a kink; a :class:`~argminlib.DegenerateConstraintWarning` names the
+  constraint and the one-sided derivative that keeps it active is returned.
+
+Activity and feasibility are judged by the first-order distance ``-c_i / ||grad_y c_i||``
+to each constraint (in ``y`` units), and degeneracy by the multiplier's share
+``lambda_i ||grad_y c_i|| / ||grad_y f||`` of the objective's gradient: neither changes
+when ``f`` or a ``c_i`` is multiplied by a positive constant.
 """
 
 from __future__ import annotations
 
+import numbers
 import warnings
 
 import autograd.numpy as anp
 import numpy as onp
-from autograd import grad, hessian
+from autograd import grad
 from autograd.tracer import getval
 
-from .equality import Equality, _flat, slsqp
+from .equality import constraint_distance, multipliers
 from .exceptions import (
-    ArgminError,
     ConstraintError,
     DegenerateConstraintWarning,
-    ForwardSolveError,
     InfeasibleError,
+    InputError,
     NotStationaryError,
+    ShapeError,
 )
-from .primitive import as_float_array, mode_sign
-from .unconstrained import Unconstrained, f_XY, f_YY
+from .forward import barrier_objective, barrier_solve, slsqp
+from .partials import constraint_jacobian, f_XY, f_YY, flat_values
+from .problem import Conditions, Problem
+from .unconstrained import Unconstrained, check_objective
 
-__all__ = [
-    "barrier_objective",
-    "barrier_solve",
-    "Barrier",
-    "lemma_4_2",
-    "active_set",
-    "Inequality",
-]
+__all__ = ["Barrier", "lemma_4_2", "active_set", "Inequality"]
 
 
 def _check_t(t):
-    if not (onp.isscalar(t) and onp.isfinite(t) and t > 0):
-        raise ArgminError(f"The barrier parameter t must be a finite positive number; got {t!r}.")
-
-
-def barrier_objective(f, c, t, *, maximize=False):
-    """``phi_t(x, y) = t f(x, y) - sum_i log(-c_i(x, y))`` (for ``maximize``:
-    ``t f + sum_i log(-c_i)``, to be maximised). Infinite outside the strict interior."""
-    _check_t(t)
-    s = -1.0 if maximize else 1.0
-
-    def phi(x, y):
-        return t * f(x, y) - s * anp.sum(anp.log(-_flat(c, x, y)))
-
-    return phi
+    if not (isinstance(t, numbers.Real) and not isinstance(t, bool) and onp.isfinite(t) and t > 0):
+        raise InputError(f"The barrier parameter t must be a finite positive number; got {t!r}.")
+    return float(t)
 
 
 def _strictly_feasible(c, x, y, what):
-    cv = onp.asarray(getval(_flat(c, x, y)), dtype=float)
+    cv = onp.asarray(getval(flat_values(c, x, y)), dtype=float)
     bad = onp.flatnonzero(~(cv < 0))
     if bad.size:
         raise InfeasibleError(
@@ -75,85 +64,24 @@ def _strictly_feasible(c, x, y, what):
         )
 
 
-def barrier_solve(f, c, x, y0, t, *, t0=None, mu=10.0, tol=1e-12, maxiter=100, maximize=False):
-    """Minimise ``phi_t`` (see :func:`barrier_objective`) by the barrier method.
-
-    From a strictly feasible ``y0``, follow the central path ``t0, mu t0, ..., t`` with
-    damped Newton steps (dense autograd Hessian) that backtrack to stay strictly feasible.
-    Returns ``y`` with ``||grad phi_t|| <= tol * max(1, t)`` (relative to the scale ``t``).
-    Dense: for small and medium problems.
-    """
-    _check_t(t)
-    x = getval(x)
-    y = onp.asarray(getval(y0), dtype=float)
-    shape = y.shape
-    _strictly_feasible(c, x, y, "The starting point y0")
-    s = -1.0 if maximize else 1.0
-    ts = []
-    tk = min(t, t0 if t0 is not None else 1.0)
-    while tk < t:
-        ts.append(tk)
-        tk *= mu
-    ts.append(t)
-    z = y.reshape(-1)
-    for tk in ts:
-        phi = barrier_objective(f, c, tk, maximize=maximize)
-
-        def obj(z_, phi=phi):
-            return s * phi(x, anp.reshape(z_, shape))
-
-        g_fun, H_fun = grad(obj), hessian(obj)
-        for _ in range(maxiter):
-            g = onp.asarray(g_fun(z), dtype=float)
-            if onp.linalg.norm(g) <= tol * max(1.0, tk):
-                break
-            H = onp.asarray(H_fun(z), dtype=float)
-            try:
-                step = -onp.linalg.solve(H, g)
-            except onp.linalg.LinAlgError:
-                step = -g
-            if g @ step >= 0:  # not a descent direction: fall back to the gradient
-                step = -g
-            f0, a, gnorm = float(obj(z)), 1.0, onp.linalg.norm(g)
-            while a > 1e-12:
-                zn = z + a * step
-                cv = onp.asarray(_flat(c, x, zn.reshape(shape)), dtype=float)
-                if onp.all(cv < 0):
-                    fn = float(obj(zn))
-                    # Armijo decrease, or (near the solution, where f stalls at rounding
-                    # level) a smaller gradient
-                    if onp.isfinite(fn) and (
-                        fn < f0 + 1e-4 * a * (g @ step) or onp.linalg.norm(g_fun(zn)) < 0.5 * gnorm
-                    ):
-                        break
-                a *= 0.5
-            else:
-                break  # no progress possible: the gradient is at rounding level
-            z = zn
-        else:
-            raise ForwardSolveError(
-                f"The barrier method did not converge at t = {tk:g} in {maxiter} Newton steps."
-            )
-    return z.reshape(shape) if shape else float(z[0])
-
-
 class Barrier(Unconstrained):
     """The log-barrier approximation ``g_t(x) = argmin_y t f(x, y) - sum_i log(-c_i(x, y))``
     of ``argmin_y f(x, y) s.t. c(x, y) <= 0`` (``mode="max"``: of the argmax).
 
     An :class:`~argminlib.Unconstrained` problem in every respect (its derivative is
-    Lemma 4.2, i.e. Lemma 3.2 on ``phi_t``), with :func:`barrier_solve` as forward solver
-    and the start ``y0`` required strictly feasible. The stationarity tolerance is relative
-    to ``t`` (the barrier gradient scales with it).
+    Lemma 4.2, i.e. Lemma 3.2 on ``phi_t``), with :func:`~argminlib.barrier_solve` as
+    forward solver and the start ``y0`` required strictly feasible.
     """
 
-    def __init__(self, f, c, t, y0, *, mode="min", solver="dense", tol=1e-6, forward=None):
-        _check_t(t)
-        mode_sign(mode)
+    def __init__(
+        self, f, c, t, y0, *, mode="min", solver="dense", tol=1e-6, forward=None, certify=True
+    ):
+        t = _check_t(t)
         self.f0, self.c, self.t = f, c, t
         phi = barrier_objective(f, c, t, maximize=mode == "max")
 
         def default_forward(_phi, x, y0):
+            _strictly_feasible(c, x, y0, "The starting point y0")
             return barrier_solve(f, c, x, y0, t, maximize=mode == "max")
 
         super().__init__(
@@ -161,15 +89,20 @@ class Barrier(Unconstrained):
             y0,
             mode=mode,
             solver=solver,
-            tol=tol * max(1.0, t),
+            tol=tol,
             forward=forward or default_forward,
+            certify=certify,
         )
         self.name = f"Hessian of the barrier objective (t = {t:g})"
         self.what = f"the barrier stationarity condition grad_y phi_t = 0 (t = {t:g})"
 
-    def pack(self, x, y):
-        _strictly_feasible(self.c, getval(x), getval(y), "y")
-        return super().pack(x, y)
+    def forward(self, x):
+        _strictly_feasible(self.c, x, self.y0, "The starting point y0")
+        return super().forward(x)
+
+    def complete(self, x, y, multipliers_=None, feasible=True):
+        _strictly_feasible(self.c, x, y, "y")
+        return super().complete(x, y)
 
 
 def lemma_4_2(f, c, t, x, y, *, tol=1e-6):
@@ -179,39 +112,44 @@ def lemma_4_2(f, c, t, x, y, *, tol=1e-6):
 
     i.e. Lemma 3.2 applied to the barrier objective (a division for scalar ``y``)."""
     problem = Barrier(f, c, t, y, tol=tol)
-    problem.check_at(x, y)
+    problem.at(x, y)
     phi = problem.f
     H, B = f_YY(phi, x, y), f_XY(phi, x, y)
     return -B / H if anp.ndim(H) == 0 else -anp.linalg.solve(H, B)
 
 
 def active_set(c, x, y, *, active_tol=1e-6, feas_tol=1e-6):
-    """Indices ``i`` with ``c_i(x, y) >= -active_tol``. Raises :class:`ConstraintError` if a
-    constraint is violated by more than ``feas_tol``."""
-    cv = onp.asarray(getval(_flat(c, getval(x), getval(y))), dtype=float)
-    worst = int(onp.argmax(cv)) if cv.size else 0
-    if cv.size and cv[worst] > feas_tol:
+    """Indices ``i`` of the active constraints: those whose first-order distance
+    ``-c_i / ||grad_y c_i||`` is at most ``active_tol * max(1, |y|)``. Raises
+    :class:`ConstraintError` if a constraint is violated by a distance above
+    ``feas_tol * max(1, |y|)``."""
+    cv, dist = constraint_distance(c, getval(x), getval(y))
+    scale = max(1.0, float(onp.max(onp.abs(getval(y)))) if onp.size(getval(y)) else 1.0)
+    if dist.size and onp.max(dist) > feas_tol * scale:
+        i = int(onp.argmax(dist))
         raise ConstraintError(
-            f"y violates inequality constraint {worst}: c_{worst}(x, y) = {cv[worst]:.3e} > "
-            f"{feas_tol:.1e}. Pass a feasible solution."
+            f"y violates inequality constraint {i}: c_{i}(x, y) = {cv[i]:.3e}, a distance of "
+            f"{dist[i]:.3e} outside > {feas_tol * scale:.1e}. Pass a feasible solution."
         )
-    return onp.flatnonzero(cv >= -active_tol)
+    return onp.flatnonzero(dist >= -active_tol * scale)
 
 
-class Inequality:
+class Inequality(Problem):
     """``y(x) = argmin_y f(x, y)`` s.t. ``c(x, y) <= 0`` and optionally ``h(x, y) = 0``
     (``mode="max"`` for the argmax), differentiated exactly through the active set.
 
-    Calling the instance with ``x`` solves the problem (default :func:`slsqp`), finds the
-    active set ``{i : c_i >= -active_tol}`` and returns ``y`` through the autograd primitive
-    of the :class:`~argminlib.Equality` problem on the active constraints. :meth:`jacobian`,
-    :meth:`jvp` and :meth:`vjp` do the same at a known solution ``y``.
-
-    The multipliers of active constraints must be non-negative (a KKT point); one below
-    ``active_tol`` in size marks a weakly active, degenerate constraint: a
-    :class:`~argminlib.DegenerateConstraintWarning` names it, and the derivative returned is
-    the one-sided derivative that keeps it active (the solution moves along the constraint).
+    The forward solver (default :func:`~argminlib.slsqp`) finds ``y``; the active set is
+    read off ``y`` (see :func:`active_set`), and the KKT conditions of the active
+    constraints (and ``h``) are the optimality function: an equality-constrained problem
+    at this solution. The multipliers of active constraints must be non-negative (a KKT
+    point); one whose share ``lambda_i ||grad c_i|| / ||grad f||`` is below
+    ``active_tol`` marks a weakly active, degenerate constraint: a
+    :class:`~argminlib.DegenerateConstraintWarning` names it, and the derivative returned
+    is the one-sided derivative that keeps it active.
     """
+
+    name = "KKT matrix of the active constraints"
+    what = "the KKT conditions of the active constraints"
 
     def __init__(
         self,
@@ -225,81 +163,81 @@ class Inequality:
         tol=1e-6,
         active_tol=1e-6,
         forward=None,
+        certify=True,
     ):
+        if not callable(c) or (eq is not None and not callable(eq)):
+            raise ShapeError("c (and eq) must be functions of (x, y) returning arrays")
         self.f, self.c, self.eq = f, c, eq
-        self.mode, self.sign = mode, mode_sign(mode)
-        self.y0 = as_float_array(getval(y0), "y0")
-        self.solver, self.tol, self.active_tol, self.forward = solver, tol, active_tol, forward
-        self.last_active = None
+        self.forward_solver = forward
+        self.active_tol = active_tol
+        self.setup(y0, mode, solver, tol, certify)
 
-    def _active_problem(self, x, y):
-        """The Equality problem on the active set at the solution ``y``, and its z."""
-        idx = active_set(self.c, x, y, active_tol=self.active_tol, feas_tol=self.tol)
-        self.last_active = idx
+    def forward(self, x):
+        check_objective(self.f, x, self.y0)
+        if self.forward_solver is not None:
+            return self.forward_solver(self.f, x, self.y0)
+        return slsqp(self.f, x, self.y0, eq=self.eq, ineq=self.c, maximize=self.mode == "max")
+
+    def _constraints(self, idx):
         c, eq = self.c, self.eq
 
         def h(x_, y_):
-            parts = [_flat(c, x_, y_)[idx]]
+            parts = [flat_values(c, x_, y_)[idx]]
             if eq is not None:
-                parts.append(_flat(eq, x_, y_))
+                parts.append(flat_values(eq, x_, y_))
             return anp.concatenate(parts)
 
-        problem = Equality(self.f, h, y, mode=self.mode, solver=self.solver, tol=self.tol)
-        z = problem.pack(getval(x), getval(y))
-        lam = (-1.0 if self.mode == "max" else 1.0) * onp.asarray(z[problem.ny :][: idx.size])
-        if lam.size and lam.min() < -self.active_tol:
-            i = int(idx[onp.argmin(lam)])
-            raise NotStationaryError(
-                f"y is not a KKT point: active constraint {i} has multiplier {lam.min():.3e} "
-                "< 0, so moving off it would improve the objective. Re-solve the problem.",
-                residual=float(-lam.min()),
-                tol=self.active_tol,
-            )
-        weak = idx[onp.abs(lam) <= self.active_tol]
-        for i in weak:
-            warnings.warn(
-                f"Constraint {int(i)} is weakly active at y (active with zero multiplier): "
-                "the solution map is not differentiable here. Returning the one-sided "
-                "derivative that keeps the constraint active.",
-                DegenerateConstraintWarning,
-                stacklevel=3,
-            )
-        return problem, z
+        return h
 
-    def solve_forward(self, x):
-        xv = getval(x)
-        if self.forward is not None:
-            y = self.forward(self.f, xv, self.y0)
-        else:
-            y = slsqp(self.f, xv, self.y0, eq=self.eq, ineq=self.c, maximize=self.mode == "max")
-        return onp.asarray(getval(y), dtype=float).reshape(onp.shape(self.y0))
-
-    def __call__(self, x):
-        y = self.solve_forward(x)
+    def complete(self, x, y, multipliers_=None, feasible=True):
+        check_objective(self.f, x, y)
         try:
-            active_set(self.c, x, y, active_tol=self.active_tol, feas_tol=self.tol)
+            idx = active_set(self.c, x, y, active_tol=self.active_tol, feas_tol=self.tol)
             if self.eq is not None:
-                Equality(self.f, self.eq, y, tol=self.tol).check_feasible(getval(x), y)
+                from .equality import Equality
+
+                Equality(self.f, self.eq, y, tol=self.tol).check_feasible(x, y)
         except ConstraintError as err:
+            if feasible:
+                raise
             raise InfeasibleError(
                 f"The forward solver returned an infeasible point ({err}). The constraints "
                 "may have no common solution: check them, or pass a feasible y0."
             ) from None
-        problem, z = self._active_problem(x, y)
-        problem.forward = lambda f, x_, y0, z=z, p=problem: (
-            z[: p.ny].reshape(p.yshape),
-            z[p.ny :],
-        )
-        return problem(x)
+        h = self._constraints(idx)
+        nu = multipliers(self.f, h, x, y)
+        lam = self.sign * nu[: idx.size] if self.sign else nu[: idx.size]
+        if lam.size:
+            Jc = onp.asarray(getval(constraint_jacobian(h, x, y)), dtype=float)[: idx.size]
+            gf = float(onp.linalg.norm(onp.asarray(getval(grad(self.f, 1)(x, y)))))
+            share = lam * onp.linalg.norm(Jc.reshape(idx.size, -1), axis=1) / max(gf, 1e-300)
+            if self.sign and share.min() < -self.active_tol:
+                i = int(idx[onp.argmin(share)])
+                raise NotStationaryError(
+                    f"y is not a KKT point: active constraint {i} has a multiplier of the "
+                    f"wrong sign ({lam.min():.3e}), so moving off it would improve the "
+                    "objective. Re-solve the problem.",
+                    residual=float(-share.min()),
+                    tol=self.active_tol,
+                )
+            for i in idx[onp.abs(share) <= self.active_tol]:
+                warnings.warn(
+                    f"Constraint {int(i)} is weakly active at y (active with zero multiplier): "
+                    "the solution map is not differentiable here. Returning the one-sided "
+                    "derivative that keeps the constraint active.",
+                    DegenerateConstraintWarning,
+                    stacklevel=4,
+                )
+        z = onp.concatenate([onp.reshape(y, (-1,)), nu])
 
-    def jacobian(self, x, y, return_info=False):
-        """``dy/dx`` at a solution ``y``: shape ``shape(y) + shape(x)``."""
-        return self._active_problem(x, y)[0].jacobian(x, y, return_info)
+        def F(x_, z_):
+            yy = anp.reshape(z_[: self.ny], self.yshape)
+            mult = z_[self.ny :]
 
-    def jvp(self, x, y, v, return_info=False):
-        """``(dy/dx) v`` at a solution ``y``."""
-        return self._active_problem(x, y)[0].jvp(x, y, v, return_info)
+            def lagrangian(y_):
+                return self.f(x_, y_) + anp.dot(mult, h(x_, y_))
 
-    def vjp(self, x, y, u, return_info=False):
-        """``u^T (dy/dx)`` at a solution ``y``."""
-        return self._active_problem(x, y)[0].vjp(x, y, u, return_info)
+            gy = anp.reshape(grad(lagrangian)(yy), (-1,))
+            return anp.concatenate([gy, h(x_, yy)])
+
+        return Conditions(z, F, nu.size)

@@ -1,36 +1,45 @@
-"""Linear solvers for the implicit-differentiation core.
+"""Linear solvers: ``A w = b`` for a square operator known by its products.
 
-Implicit differentiation needs one linear system per derivative: ``A w = b`` with ``A`` the
-Jacobian of the optimality conditions in the solution (the Hessian ``f_YY`` for an
-unconstrained problem, the KKT matrix for a constrained one). The system is described by
-:class:`LinearSystem`, which only promises matrix-vector products; a solver is any callable
-``solver(system, b) -> (w, SolveInfo)``.
+Implicit differentiation needs one linear system per derivative, with ``A`` the Jacobian of
+the optimality conditions (the Hessian ``f_YY`` unconstrained, the KKT matrix with
+constraints). This module knows nothing of argmins: a :class:`LinearSystem` is a square
+operator with a few declared properties (symmetric, expected sign, KKT block size), and a
+solver is any callable ``solver(system, b) -> (w, SolveInfo)`` that reports how the solve
+went. Solvers work on plain numpy values; ``argminlib.implicit`` makes every one of them
+differentiable (any order) by the implicit function theorem applied to ``A w - b = 0``.
 
-* :class:`Dense` forms ``A`` from ``n`` products and factorises it (Cholesky where ``A``
-  must be definite, LU otherwise, or least squares). It checks the eigenvalues first, so a
-  singular or wrongly curved Hessian is reported with its smallest eigenvalue. Dense solves
-  are written with ``autograd.numpy`` and can be differentiated again (nested argmins).
-* :class:`CG`, :class:`MINRES` and :class:`GMRES` never form ``A``: they wrap the products
-  in a ``scipy.sparse.linalg.LinearOperator`` and report iterations and residual.
+* :class:`Dense` forms ``A`` once from ``n`` products and factorises it once (Cholesky, LU
+  or a pseudo-inverse); the factor serves every later right-hand side and the transposed
+  system.
+* :class:`CG` (our own, so that its Lanczos coefficients give Ritz values and its
+  curvature ``p^T A p`` is seen), :class:`MINRES` and :class:`GMRES` (scipy's) never form
+  ``A``.
+* :class:`NullSpace` solves a KKT system by CG on the reduced Hessian.
+* a plain function ``solve(matvec, b) -> w`` is accepted too (see :func:`get_solver`).
 
-A plain function ``solve(matvec, b) -> w`` is accepted too (see :func:`get_solver`).
+A solver declares what it can do with class attributes: ``forms_matrix`` (it builds the
+dense ``A``, so an exact eigenvalue certificate is free), ``needs_definite`` (CG),
+``accepts_kkt`` (can solve an indefinite KKT system) and ``minimum_norm`` (returns the
+minimum-norm solution of a singular system instead of failing).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import numbers
+import warnings
+from dataclasses import dataclass, replace
 
-import autograd.numpy as anp
 import numpy as onp
+import scipy.linalg as sla
 import scipy.sparse.linalg as spla
-from autograd.scipy.linalg import solve_triangular
 from autograd.tracer import getval
 
-from .exceptions import CurvatureError, LinearSolveError, NonFiniteError, SingularHessianError
+from .exceptions import InputError, LinearSolveError, NonFiniteError, ShapeError
 
 __all__ = [
     "SolveInfo",
     "LinearSystem",
+    "LinearSolver",
     "Dense",
     "CG",
     "MINRES",
@@ -44,10 +53,13 @@ __all__ = [
 class SolveInfo:
     """Outcome of one (or several, merged) linear solves.
 
-    ``method``: solver name; ``iterations``: Krylov iterations (1 for a dense solve);
+    ``method``: solver name; ``iterations``: Krylov iterations (0 for a dense solve);
     ``residual``: relative residual ``||A w - b|| / ||b||`` (largest over merged solves);
     ``converged``: whether the residual met the solver's tolerance; ``solves``: number of
-    right-hand sides.
+    right-hand sides; ``ritz``: ``(lowest, highest)`` Ritz values of ``A`` from CG's own
+    Lanczos coefficients (unpreconditioned CG only), else ``None``; ``certificate``: the
+    :class:`argminlib.Certificate` of the second-order conditions at the solution, attached
+    by the problem (``None`` when certification was switched off).
     """
 
     method: str
@@ -55,448 +67,554 @@ class SolveInfo:
     residual: float
     converged: bool
     solves: int = 1
+    ritz: tuple | None = None
+    certificate: object = None
 
     def merge(self, other: SolveInfo) -> SolveInfo:
         """Combine the outcomes of two solves with the same solver."""
+        ritz = self.ritz or other.ritz
+        if self.ritz and other.ritz:
+            ritz = (min(self.ritz[0], other.ritz[0]), max(self.ritz[1], other.ritz[1]))
         return SolveInfo(
             self.method,
             self.iterations + other.iterations,
             max(self.residual, other.residual),
             self.converged and other.converged,
             self.solves + other.solves,
+            ritz,
+            self.certificate or other.certificate,
         )
+
+    def with_certificate(self, certificate) -> SolveInfo:
+        return replace(self, certificate=certificate)
 
 
 class LinearSystem:
-    """A square linear operator known only by its products.
+    """A square operator ``A`` (``n x n``) known by its products.
 
     Parameters
     ----------
     n : int
         Size of the (flat) system.
     matvec, rmatvec : callable
-        ``v -> A v`` and ``v -> A^T v`` on 1-D arrays of length ``n``.
+        ``v -> A v`` and ``v -> A^T v`` on 1-D float arrays of length ``n``.
     symmetric : bool
-        Whether ``A`` is symmetric (then ``matvec`` and ``rmatvec`` agree).
-    definite : {+1, -1, 0}
-        ``+1`` if ``A`` must be positive definite (argmin), ``-1`` negative definite
-        (argmax), ``0`` if only invertibility is required.
+        Whether ``A`` is symmetric (then ``rmatvec`` may be omitted).
+    sign : {+1, -1, 0}
+        ``+1`` if ``A`` is expected positive definite, ``-1`` negative definite, ``0`` if
+        nothing is known (a tag, as in lineax: the solver may rely on it, e.g. CG).
+    kkt_rows : int
+        For a KKT matrix ``[[H, J^T], [J, 0]]``: the number ``p`` of constraint rows (the
+        last ``p`` unknowns are multipliers). ``sign`` then refers to ``H`` on the null
+        space of ``J``.
     name : str
-        What ``A`` is, for error messages ("Hessian f_YY", "KKT matrix", ...).
-    constraints : int
-        For a KKT matrix ``[[H, J^T], [J, 0]]``: the number ``p`` of constraint rows. Then
-        ``definite=+1`` asks for ``H`` positive definite on the null space of ``J`` (a
-        strict constrained minimum), which holds exactly when ``A`` has ``n - p`` positive
-        and ``p`` negative eigenvalues; ``definite=-1`` asks for the mirror image.
+        What ``A`` is, for messages ("Hessian f_YY", "KKT matrix", ...).
     """
 
     def __init__(
-        self,
-        n,
-        matvec,
-        rmatvec=None,
-        *,
-        symmetric=False,
-        definite=0,
-        name="matrix",
-        constraints=0,
+        self, n, matvec, rmatvec=None, *, symmetric=False, sign=0, kkt_rows=0, name="matrix"
     ):
         self.n = int(n)
-        self.constraints = int(constraints)
         self.matvec = matvec
         self.rmatvec = matvec if (rmatvec is None and symmetric) else rmatvec
         self.symmetric = bool(symmetric)
-        self.definite = int(definite)
+        self.sign = int(sign)
+        self.kkt_rows = int(kkt_rows)
         self.name = name
-        self._matrix = None
+        self.transposed = False
+        self.cache = {}  # shared with the transposed view: factorisations, the dense matrix
 
     @property
     def T(self) -> LinearSystem:
-        """The transposed system (the adjoint system of reverse mode)."""
+        """The transposed system (the adjoint system of reverse mode); shares the cache."""
         if self.symmetric:
             return self
         if self.rmatvec is None:
-            raise NotImplementedError(f"the {self.name} has no transpose product")
-        t = LinearSystem(self.n, self.rmatvec, self.matvec, definite=self.definite, name=self.name)
-        if self._matrix is not None:
-            t._matrix = anp.transpose(self._matrix)
+            raise InputError(f"the {self.name} has no transpose product")
+        t = LinearSystem(self.n, self.rmatvec, self.matvec, sign=self.sign, name=self.name)
+        t.kkt_rows, t.transposed, t.cache = self.kkt_rows, not self.transposed, self.cache
         return t
 
     def matrix(self):
-        """The dense ``n x n`` matrix, built from ``n`` transpose products and cached."""
-        if self._matrix is None:
+        """The dense ``A`` (numpy), formed once from ``n`` products and cached."""
+        if "matrix" not in self.cache:
+            base = self if not self.transposed else self.T
             eye = onp.eye(self.n)
             if self.n == 0:
-                self._matrix = anp.zeros((0, 0))
-            elif self.rmatvec is not None:  # A^T e_i is row i of A
-                self._matrix = anp.stack([self.rmatvec(eye[i]) for i in range(self.n)])
-            else:  # A e_i is column i of A
-                self._matrix = anp.transpose(
-                    anp.stack([self.matvec(eye[i]) for i in range(self.n)])
+                M = onp.zeros((0, 0))
+            elif base.rmatvec is not None:  # A^T e_i is row i of A
+                M = onp.stack([_as_vector(base.rmatvec(eye[i]), self.n) for i in range(self.n)])
+            else:
+                M = onp.stack([_as_vector(base.matvec(eye[i]), self.n) for i in range(self.n)]).T
+            if not onp.all(onp.isfinite(M)):
+                raise NonFiniteError(
+                    f"The {self.name} contains NaN or inf; check f and its derivatives at y."
                 )
-        return self._matrix
+            self.cache["matrix"] = M
+        M = self.cache["matrix"]
+        return M.T if self.transposed else M
+
+    def apply(self, v):
+        """``A v`` as a float array, checked finite."""
+        return _as_vector(self.matvec(v), self.n)
 
 
-def _by_column(solve, system, B):
-    """Solve column by column (matrix-free solvers have one right-hand side at a time)."""
-    cols, info = [], None
-    for j in range(B.shape[1]):
-        w, i = solve(system, B[:, j])
-        cols.append(w)
-        info = i if info is None else info.merge(i)
-    return onp.stack(cols, axis=1), info
+def _as_vector(v, n):
+    v = onp.asarray(getval(v), dtype=float).reshape(-1)
+    if v.shape != (n,):
+        raise ShapeError(f"a matrix-vector product returned {v.size} values, expected {n}")
+    return v
 
 
-def _as_2d(b):
-    return b if anp.ndim(b) == 2 else anp.reshape(b, (-1, 1))
+def _check_rhs(system, b):
+    b = onp.asarray(getval(b))
+    if onp.iscomplexobj(b):
+        raise InputError("complex right-hand sides are not supported")
+    b = b.astype(float)
+    if b.ndim not in (1, 2) or b.shape[0] != system.n:
+        raise ShapeError(f"right-hand side of shape {b.shape} for a system of size {system.n}")
+    if not onp.all(onp.isfinite(b)):
+        raise NonFiniteError(
+            "The right-hand side of the linear solve contains NaN or inf (a NaN cotangent "
+            "or derivative of f)."
+        )
+    return b
 
 
-def _relative_residual(A, w, b):
-    A, w, b = onp.asarray(getval(A)), onp.asarray(getval(w)), onp.asarray(getval(b))
-    r = A @ w - b
-    nb = onp.linalg.norm(b)
-    return float(onp.linalg.norm(r) / nb) if nb > 0 else float(onp.linalg.norm(r))
+def _relative_residual(r, b):
+    nb = float(onp.linalg.norm(b))
+    nr = float(onp.linalg.norm(r))
+    return nr / nb if nb > 0 else nr
 
 
-class Dense:
-    """Dense solve from the formed matrix, with eigenvalue checks.
+class LinearSolver:
+    """Base of the solvers: validates ``b`` and splits several right-hand sides."""
+
+    name = "solver"
+    forms_matrix = False
+    needs_definite = False
+    accepts_kkt = True
+    minimum_norm = False
+
+    def __call__(self, system, b):
+        b = _check_rhs(system, b)
+        if not self.accepts_kkt and system.kkt_rows:
+            raise InputError(
+                f"solver {self.name!r} needs a definite matrix and the {system.name} is "
+                "indefinite by construction; use solver='dense', 'minres', 'gmres' or "
+                "'nullspace'."
+            )
+        if b.ndim == 2:
+            return self._solve_many(system, b)
+        if system.n == 0:
+            return onp.zeros(0), SolveInfo(self.name, 0, 0.0, True)
+        return self._solve(system, b)
+
+    def _solve_many(self, system, B):
+        cols, info = [], None
+        for j in range(B.shape[1]):
+            w, i = self(system, B[:, j])
+            cols.append(w)
+            info = i if info is None else info.merge(i)
+        if info is None:
+            info = SolveInfo(self.name, 0, 0.0, True, 0)
+        return onp.stack(cols, axis=1) if cols else onp.zeros((system.n, 0)), info
+
+
+class Dense(LinearSolver):
+    """Dense solve: form ``A`` once, factorise it once, serve every right-hand side.
 
     Parameters
     ----------
     method : {"auto", "cholesky", "lu", "lstsq"}
-        ``auto`` uses Cholesky when the system must be definite and LU otherwise.
-        ``lstsq`` returns the minimum-norm least-squares solution (use it only when you
-        know the singular direction does not matter; singularity is then not an error).
+        ``auto`` uses Cholesky when the system is tagged definite (``sign != 0``, no KKT
+        rows) and LU otherwise. ``lstsq`` returns the minimum-norm solution (through the
+        pseudo-inverse with cutoff ``rcond``): the certificate then accepts a singular,
+        semidefinite Hessian, whose derivative is the minimum-norm one.
     rcond : float
-        ``A`` is declared singular when ``min |eig| <= rcond * max |eig|`` (symmetric) or
-        ``sigma_min <= rcond * sigma_max`` (general).
+        Relative cutoff of the pseudo-inverse (``lstsq``).
     """
 
     name = "dense"
+    forms_matrix = True
 
     def __init__(self, method="auto", rcond=1e-10):
         if method not in ("auto", "cholesky", "lu", "lstsq"):
-            raise ValueError(f"Dense(method={method!r}): use 'auto', 'cholesky', 'lu' or 'lstsq'")
+            raise InputError(f"Dense(method={method!r}): use 'auto', 'cholesky', 'lu' or 'lstsq'")
+        if not (isinstance(rcond, numbers.Real) and 0 <= rcond < 1):
+            raise InputError(f"Dense(rcond={rcond!r}): use a number in [0, 1)")
         self.method = method
-        self.rcond = rcond
+        self.rcond = float(rcond)
+        self.minimum_norm = method == "lstsq"
 
-    def check(self, system):
-        """Raise if the formed matrix is non-finite, singular or of the wrong sign."""
-        A = onp.asarray(getval(system.matrix()), dtype=float)
-        if not onp.all(onp.isfinite(A)):
-            raise NonFiniteError(
-                f"The {system.name} contains NaN or inf; check f and its derivatives at y."
+    def _method(self, system):
+        if self.method == "auto":
+            return (
+                "cholesky" if (system.symmetric and system.sign and not system.kkt_rows) else "lu"
             )
-        if A.size == 0:
-            return
-        if system.symmetric:
-            eig = onp.linalg.eigvalsh(0.5 * (A + A.T))
-            scale = max(onp.max(onp.abs(eig)), onp.finfo(float).tiny)
-            p = system.constraints
-            if system.definite and p:
-                self._check_inertia(system, eig, scale)
-            elif system.definite > 0 and eig[0] <= self.rcond * scale:
-                kind = "singular" if abs(eig[0]) <= self.rcond * scale else "indefinite"
-                raise CurvatureError(
-                    f"The {system.name} is not positive definite ({kind}): smallest eigenvalue "
-                    f"{eig[0]:.3e} (largest {eig[-1]:.3e}), so y is not a strict local minimum. "
-                    "Re-solve to a minimum, or use mode='max' / mode='stationary' if y is meant "
-                    "to be a maximum or a saddle point.",
-                    eigenvalue=float(eig[0]),
-                )
-            elif system.definite < 0 and eig[-1] >= -self.rcond * scale:
-                kind = "singular" if abs(eig[-1]) <= self.rcond * scale else "indefinite"
-                raise CurvatureError(
-                    f"The {system.name} is not negative definite ({kind}): largest eigenvalue "
-                    f"{eig[-1]:.3e} (smallest {eig[0]:.3e}), so y is not a strict local maximum. "
-                    "Re-solve to a maximum, or use mode='min' / mode='stationary'.",
-                    eigenvalue=float(eig[-1]),
-                )
-            small = eig[onp.argmin(onp.abs(eig))]
-            if self.method != "lstsq" and abs(small) <= self.rcond * scale:
-                raise SingularHessianError(
-                    f"The {system.name} is singular: eigenvalue {small:.3e} against largest "
-                    f"|eigenvalue| {scale:.3e}. The solution is not locally unique, so its "
-                    "derivative is undefined; regularise the problem (e.g. add a small "
-                    "strongly convex term) or use Dense(method='lstsq') for the minimum-norm "
-                    "derivative."
-                )
-        elif self.method != "lstsq":
-            s = onp.linalg.svd(A, compute_uv=False)
-            if s[-1] <= self.rcond * max(s[0], onp.finfo(float).tiny):
-                raise SingularHessianError(
-                    f"The {system.name} is singular: smallest singular value {s[-1]:.3e} "
-                    f"against largest {s[0]:.3e}. The derivative is undefined here; "
-                    "check the constraint qualification or regularise the problem."
-                )
+        if self.method == "cholesky" and (not system.sign or system.kkt_rows):
+            raise InputError(
+                f"solver='cholesky' needs a definite system; the {system.name} is not "
+                "(a KKT matrix, or mode='stationary'). Use solver='dense' or 'lu'."
+            )
+        return self.method
 
-    def _check_inertia(self, system, eig, scale):
-        """A KKT matrix of a strict constrained minimum has ``n - p`` positive and ``p``
-        negative eigenvalues (and the mirror image for a maximum)."""
-        p, n = system.constraints, system.n
-        tiny = self.rcond * scale
-        pos, neg = int(onp.sum(eig > tiny)), int(onp.sum(eig < -tiny))
-        want_pos, want_neg = (n - p, p) if system.definite > 0 else (p, n - p)
-        if (pos, neg) == (want_pos, want_neg):
-            return
-        if pos + neg < n:
-            return  # singular: reported below with the eigenvalue
-        kind = "minimum" if system.definite > 0 else "maximum"
-        sign = "positive" if system.definite > 0 else "negative"
-        raise CurvatureError(
-            f"The {system.name} has {pos} positive and {neg} negative eigenvalues; a strict "
-            f"constrained {kind} with {p} active constraints needs {want_pos} and {want_neg}. "
-            f"The Hessian of the Lagrangian is not {sign} definite on the constraints' null "
-            f"space, so y is not a strict constrained {kind}. Re-solve, or use "
-            "mode='stationary'.",
-            eigenvalue=float(eig[want_neg] if system.definite > 0 else eig[want_neg - 1]),
-        )
+    def factor(self, system):
+        """The factorisation of ``A`` (cached on the system, shared with ``system.T``)."""
+        method = self._method(system)
+        key = ("dense", method, self.rcond)
+        if key not in system.cache:
+            A = system.matrix()
+            A = A.T if system.transposed else A  # factorise the untransposed matrix
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", sla.LinAlgWarning)
+                try:
+                    if method == "cholesky":
+                        fac = sla.cho_factor(system.sign * A, lower=True)
+                    elif method == "lu":
+                        fac = sla.lu_factor(A)
+                    else:
+                        fac = onp.linalg.pinv(A, rcond=self.rcond)
+                except (onp.linalg.LinAlgError, sla.LinAlgWarning, ValueError) as err:
+                    raise LinearSolveError(
+                        f"The dense {method} factorisation of the {system.name} failed "
+                        f"({err}): the matrix is singular or not definite."
+                    ) from None
+            system.cache[key] = fac
+        return method, system.cache[key]
 
-    def __call__(self, system, b):
-        self.check(system)
-        A = system.matrix()
-        B = _as_2d(b)
-        method = self.method
-        if method == "auto":
-            definite = system.symmetric and system.definite and not system.constraints
-            method = "cholesky" if definite else "lu"
+    def _solve(self, system, b):
+        method, fac = self.factor(system)
         if method == "cholesky":
-            if not system.definite:
-                raise ValueError("Dense(method='cholesky') needs a definite system (mode min/max)")
-            s = float(system.definite)
-            L = anp.linalg.cholesky(s * A)
-            W = s * solve_triangular(
-                anp.transpose(L), solve_triangular(L, B, lower=True), lower=False
-            )
+            w = system.sign * sla.cho_solve(fac, b)
         elif method == "lu":
-            W = anp.linalg.solve(A, B)
+            w = sla.lu_solve(fac, b, trans=1 if system.transposed else 0)
         else:
-            W = anp.dot(anp.linalg.pinv(A, rcond=self.rcond), B)
-        w = W if anp.ndim(b) == 2 else anp.reshape(W, (-1,))
-        info = SolveInfo(f"dense-{method}", 1, _relative_residual(A, w, b), True, B.shape[1])
-        return w, info
+            w = (fac.T if system.transposed else fac) @ b
+        if not onp.all(onp.isfinite(w)):
+            raise LinearSolveError(f"The dense solve with the {system.name} produced NaN or inf.")
+        A = system.matrix()
+        return w, SolveInfo(f"dense-{method}", 0, _relative_residual(A @ w - b, b), True, 1)
+
+    def _solve_many(self, system, B):
+        if B.shape[1] == 0:
+            return onp.zeros((system.n, 0)), SolveInfo(self.name, 0, 0.0, True, 0)
+        w, info = self._solve(system, B)
+        return w, replace(info, solves=B.shape[1])
 
 
-class _Krylov:
-    """Shared driver of the matrix-free solvers (subclasses set ``name`` and ``_run``)."""
+def _preconditioner(M, n):
+    """``M`` (approximating ``A^{-1}``) as a function ``v -> M v``, shape-checked."""
+    if M is None:
+        return None
+    if hasattr(M, "shape") and not callable(getattr(M, "matvec", None)):
+        if tuple(M.shape) != (n, n):
+            raise ShapeError(
+                f"the preconditioner has shape {tuple(M.shape)}; the system is {n}x{n}"
+            )
+        return lambda v: onp.asarray(M @ v, dtype=float).reshape(-1)
+    if callable(getattr(M, "matvec", None)):
+        if tuple(M.shape) != (n, n):
+            raise ShapeError(
+                f"the preconditioner has shape {tuple(M.shape)}; the system is {n}x{n}"
+            )
+        return lambda v: onp.asarray(M.matvec(v), dtype=float).reshape(-1)
+    if callable(M):
 
-    name = "krylov"
+        def apply(v):
+            out = onp.asarray(M(v))
+            if out.size != n:
+                raise ShapeError(f"the preconditioner returned {out.size} values for {n}")
+            return out.astype(float).reshape(-1)
+
+        return apply
+    raise InputError(
+        "preconditioner must be a callable v -> M v, an n x n matrix or a LinearOperator"
+    )
+
+
+class _Krylov(LinearSolver):
+    """Shared driver of the matrix-free solvers (subclasses set ``name`` and ``_run``).
+
+    The solve is accepted when the true residual ``||A w - b||`` is at most
+    ``10 * max(rtol ||b||, min(atol, 1e-3 ||b||))``: ``atol`` is capped at a thousandth of
+    ``||b||`` so that a loose absolute tolerance can never accept ``w = 0``. If scipy stops
+    early on its own residual estimate, the solve restarts from its answer with a tighter
+    internal tolerance (at most three times).
+    """
 
     def __init__(self, rtol=1e-10, atol=0.0, maxiter=None, preconditioner=None):
-        if not rtol > 0:
-            raise ValueError(f"{type(self).__name__}(rtol={rtol}): rtol must be positive")
-        self.rtol = rtol
-        self.atol = atol
-        self.maxiter = maxiter
+        cls = type(self).__name__
+        if not (isinstance(rtol, numbers.Real) and 0 < rtol < 1):
+            raise InputError(f"{cls}(rtol={rtol!r}): rtol must be a number in (0, 1)")
+        if not (isinstance(atol, numbers.Real) and 0 <= atol < onp.inf):
+            raise InputError(f"{cls}(atol={atol!r}): atol must be a finite number >= 0")
+        if maxiter is not None and not (
+            isinstance(maxiter, numbers.Integral) and not isinstance(maxiter, bool) and maxiter >= 1
+        ):
+            raise InputError(f"{cls}(maxiter={maxiter!r}): maxiter must be None or an integer >= 1")
+        if preconditioner is not None and not (
+            callable(preconditioner) or hasattr(preconditioner, "shape")
+        ):
+            raise InputError(
+                f"{cls}: preconditioner must be a callable v -> M v, an n x n matrix or a "
+                "LinearOperator"
+            )
+        self.rtol, self.atol, self.maxiter = float(rtol), float(atol), maxiter
         self.preconditioner = preconditioner
 
-    def _operator(self, system, sign=1.0):
-        n = system.n
-
-        def mv(v):
-            out = onp.asarray(getval(system.matvec(onp.ravel(v))), dtype=float)
-            return sign * out
-
-        return spla.LinearOperator((n, n), matvec=mv, dtype=float)
-
-    def _precond(self, n):
-        M = self.preconditioner
-        if M is None or isinstance(M, spla.LinearOperator) or hasattr(M, "shape"):
-            return M
-        if callable(M):
-            return spla.LinearOperator((n, n), matvec=lambda v: onp.asarray(M(v)), dtype=float)
-        raise TypeError("preconditioner must be a callable v -> M v, a matrix or a LinearOperator")
-
-    def __call__(self, system, b):
-        b = onp.asarray(getval(b), dtype=float)
-        if b.ndim == 2:  # several right-hand sides: one Krylov solve per column
-            return _by_column(self, system, b)
-        if not onp.all(onp.isfinite(b)):
-            raise NonFiniteError("The right-hand side of the linear solve contains NaN or inf.")
-        nb = onp.linalg.norm(b)
+    def _solve(self, system, b):
+        nb = float(onp.linalg.norm(b))
         if nb == 0:
             return onp.zeros_like(b), SolveInfo(self.name, 0, 0.0, True)
-        # CG needs a positive definite operator: for an argmax solve (-A) w = -b.
-        if self.name == "cg" and system.constraints:
-            raise ValueError(
-                f"CG needs a definite matrix and the {system.name} is indefinite by "
-                "construction; use solver='minres' (or 'gmres', 'dense')."
-            )
-        sign = -1.0 if (self.name == "cg" and system.definite < 0) else 1.0
-        op = self._operator(system, sign)
-        count = [0]
-
-        def callback(*_):
-            count[0] += 1
-
-        # scipy's stopping tests use their own residual estimates (MINRES scales by ||A|| ||w||);
-        # the solve is accepted when the true relative residual is within 100 x rtol, and
-        # restarted from its answer with a tighter internal rtol (at most 3 times) if not.
-        tol = max(self.rtol, self.atol / nb) * 100.0
-        M, w, rtol = self._precond(system.n), None, self.rtol
+        target = max(self.rtol * nb, min(self.atol, 1e-3 * nb))
+        M = _preconditioner(self.preconditioner, system.n)
+        w, rtol, iters, ritz, res, code = None, self.rtol, 0, None, onp.inf, 0
         for _ in range(4):
-            w, code = self._run(op, sign * b, M, callback, w, rtol)
-            Aw = onp.asarray(getval(system.matvec(w)), dtype=float)
-            if not onp.all(onp.isfinite(Aw)) or not onp.all(onp.isfinite(w)):
+            try:
+                w, code, k, ritz = self._run(system, b, M, w, rtol, target)
+            except ArithmeticError as err:
+                raise LinearSolveError(
+                    f"{self.name.upper()} failed on the {system.name}: {err}"
+                ) from None
+            iters += k
+            if not onp.all(onp.isfinite(w)):
                 raise NonFiniteError(
                     f"{self.name.upper()} produced NaN or inf: the {system.name} products are "
                     "not finite at this point."
                 )
-            res = float(onp.linalg.norm(Aw - b) / nb)
-            if res <= tol or code != 0:
+            res = float(onp.linalg.norm(system.apply(w) - b))
+            if res <= 10 * target or code != 0:
                 break
             rtol *= 1e-2
-        info = SolveInfo(self.name, count[0], res, bool(res <= tol))
+        info = SolveInfo(self.name, iters, res / nb, res <= 10 * target, 1, ritz)
         if not info.converged:
             raise LinearSolveError(
                 f"{self.name.upper()} did not converge on the {system.name} system: "
-                f"{info.iterations} iterations, relative residual {res:.3e} > {tol:.1e} "
-                f"(scipy code {code}). Raise maxiter, loosen rtol, pass a preconditioner, or "
-                "use solver='dense' to inspect the eigenvalues"
+                f"{iters} iterations, relative residual {res / nb:.3e} > {10 * target / nb:.1e} "
+                f"(code {code}). Raise maxiter, pass a preconditioner, or use solver='dense'"
                 + (" (CG needs a definite matrix: try 'minres')." if self.name == "cg" else "."),
                 info=info,
             )
-        if system.definite and not system.constraints:
-            # w^T A w = b^T A^{-1} b has the sign of A when A is definite: a cheap certificate.
-            q = float(w @ Aw)
-            if system.definite * q <= 0:
-                want = "positive" if system.definite > 0 else "negative"
-                raise CurvatureError(
-                    f"The {system.name} is not {want} definite: the solve found a direction "
-                    f"with w^T A w = {q:.3e}. y is not a strict local "
-                    f"{'minimum' if system.definite > 0 else 'maximum'}; use mode='stationary' "
-                    "with solver='minres' if that is intended.",
-                    eigenvalue=q / float(w @ w),
-                )
         return w, info
 
 
-class CG(_Krylov):
-    """Conjugate gradients (``scipy.sparse.linalg.cg``): for definite systems.
+def _lanczos_ritz(alphas, betas):
+    """Extreme eigenvalues of the Lanczos tridiagonal that CG's coefficients define."""
+    k = len(alphas)
+    if k == 0:
+        return None
+    a, bt = onp.asarray(alphas), onp.asarray(betas)
+    d = 1.0 / a
+    d[1:] += bt[: k - 1] / a[: k - 1]
+    e = onp.sqrt(onp.abs(bt[: k - 1])) / a[: k - 1]
+    ev = sla.eigvalsh_tridiagonal(d, e) if k > 1 else d
+    return float(ev[0]), float(ev[-1])
 
-    ``rtol``, ``atol``, ``maxiter`` and ``preconditioner`` (approximating ``A^{-1}``: a
-    callable, matrix or LinearOperator) are passed to scipy.
+
+class CG(_Krylov):
+    """Conjugate gradients for a definite system (an argmin's or argmax's Hessian).
+
+    ``rtol``, ``atol``, ``maxiter`` (default ``10 n + 50``) and ``preconditioner``
+    (approximating ``A^{-1}``: a callable, an ``n x n`` matrix or a LinearOperator). For a
+    system tagged negative definite CG runs on ``-A``. Unpreconditioned, the run's own
+    Lanczos coefficients give Ritz values of ``A`` (``SolveInfo.ritz``); a direction with
+    ``p^T A p`` of the wrong sign stops the run, which then fails as not converged.
     """
 
     name = "cg"
+    needs_definite = True
+    accepts_kkt = False
 
-    def _run(self, op, b, M, callback, x0, rtol):
-        return spla.cg(
-            op, b, x0, rtol=rtol, atol=self.atol, maxiter=self.maxiter, M=M, callback=callback
-        )
+    def _run(self, system, b, M, x0, rtol, target):
+        s = -1.0 if system.sign < 0 else 1.0
+        n = system.n
+        x = onp.zeros(n) if x0 is None else x0.copy()
+        r = s * (b - system.apply(x)) if x0 is not None else s * b
+        z = M(r) if M else r
+        p, rz = z.copy(), float(r @ z)
+        alphas, betas, code = [], [], 1
+        maxiter = self.maxiter if self.maxiter is not None else 10 * n + 50
+        tol = min(target, rtol * float(onp.linalg.norm(b)))
+        k = 0
+        for k in range(1, maxiter + 1):
+            Ap = s * system.apply(p)
+            pAp = float(p @ Ap)
+            if not pAp > 0:  # wrong curvature (or breakdown): CG cannot go on
+                code = -1
+                k -= 1
+                break
+            alpha = rz / pAp
+            x += alpha * p
+            r -= alpha * Ap
+            alphas.append(alpha)
+            if float(onp.linalg.norm(r)) <= tol:
+                code = 0
+                break
+            z = M(r) if M else r
+            rz_new = float(r @ z)
+            beta = rz_new / rz
+            betas.append(beta)
+            p, rz = z + beta * p, rz_new
+        ritz = _lanczos_ritz(alphas, betas) if (M is None and alphas) else None
+        if ritz is not None:
+            ritz = (s * ritz[0], s * ritz[1]) if s > 0 else (s * ritz[1], s * ritz[0])
+        return x, code, k, ritz
+
+
+def _scipy_operator(system):
+    return spla.LinearOperator((system.n, system.n), matvec=system.apply, dtype=float)
+
+
+def _scipy_precond(M, n):
+    return None if M is None else spla.LinearOperator((n, n), matvec=M, dtype=float)
 
 
 class MINRES(_Krylov):
-    """MINRES (``scipy.sparse.linalg.minres``): for symmetric, possibly indefinite systems
-    such as a KKT matrix or the Hessian at a saddle point."""
+    """MINRES (``scipy.sparse.linalg.minres``): symmetric, possibly indefinite systems
+    such as a KKT matrix or the Hessian at a saddle point (the preconditioner must be
+    positive definite)."""
 
     name = "minres"
 
-    def _run(self, op, b, M, callback, x0, rtol):
-        return spla.minres(op, b, x0, rtol=rtol, maxiter=self.maxiter, M=M, callback=callback)
+    def _run(self, system, b, M, x0, rtol, target):
+        count = [0]
+        w, code = spla.minres(
+            _scipy_operator(system),
+            b,
+            x0,
+            rtol=rtol,
+            maxiter=self.maxiter,
+            M=_scipy_precond(M, system.n),
+            callback=lambda _: count.__setitem__(0, count[0] + 1),
+        )
+        return w, code, count[0], None
 
 
 class GMRES(_Krylov):
-    """GMRES (``scipy.sparse.linalg.gmres``): for general square systems. ``restart`` sets
-    the Krylov subspace size; ``maxiter`` counts restart cycles as in scipy."""
+    """GMRES (``scipy.sparse.linalg.gmres``): general square systems. ``restart`` sets the
+    Krylov subspace size; ``maxiter`` counts restart cycles as in scipy."""
 
     name = "gmres"
 
     def __init__(self, rtol=1e-10, atol=0.0, maxiter=None, preconditioner=None, restart=None):
         super().__init__(rtol, atol, maxiter, preconditioner)
+        if restart is not None and not (isinstance(restart, numbers.Integral) and restart >= 1):
+            raise InputError(f"GMRES(restart={restart!r}): restart must be None or an integer >= 1")
         self.restart = restart
 
-    def _run(self, op, b, M, callback, x0, rtol):
-        return spla.gmres(
-            op,
+    def _run(self, system, b, M, x0, rtol, target):
+        count = [0]
+        w, code = spla.gmres(
+            _scipy_operator(system),
             b,
             x0,
             rtol=rtol,
-            atol=self.atol,
+            atol=0.0,
             restart=self.restart,
             maxiter=self.maxiter,
-            M=M,
-            callback=callback,
+            M=_scipy_precond(M, system.n),
+            callback=lambda _: count.__setitem__(0, count[0] + 1),
             callback_type="pr_norm",
         )
+        return w, code, count[0], None
 
 
-class NullSpace:
+class NullSpace(LinearSolver):
     """Null-space method for a KKT system ``[[H, J^T], [J, 0]] [w; mu] = [r; s]``.
 
     With ``F`` an orthonormal basis of ``null(J)``: ``w = J^+ s + F q`` where
     ``(F^T H F) q = F^T (r - H J^+ s)``, solved by ``inner`` (CG by default: ``F^T H F`` is
     definite at a strict constrained minimum or maximum), then ``J^T mu = r - H w`` in the
-    least-squares sense. ``J`` and products with ``H`` are read off the KKT products, so the
-    Hessian is never formed; ``J`` (``p x n``) is formed from ``p`` products and factorised
-    by an SVD. A system without constraints goes to ``inner`` directly.
+    least-squares sense. ``J`` is read off ``p`` KKT products and factorised by an SVD; the
+    Hessian is never formed. A system without KKT rows goes to ``inner`` directly.
     """
 
     name = "nullspace"
 
     def __init__(self, inner="cg", rcond=1e-10):
-        self.inner = inner
+        self.inner = get_solver(inner)
         self.rcond = rcond
+        self.needs_definite = self.inner.needs_definite
 
-    def __call__(self, system, b):
-        inner = get_solver(self.inner)
-        p = system.constraints
-        if not p:
-            return inner(system, b)
-        b = onp.asarray(getval(b), dtype=float)
-        if b.ndim == 2:
-            return _by_column(self, system, b)
-        n = system.n - p
-
-        def K(w, mu):
-            return onp.asarray(getval(system.matvec(onp.concatenate([w, mu]))), dtype=float)
-
-        J = onp.stack([K(onp.zeros(n), e)[:n] for e in onp.eye(p)])  # rows of J
-        U, sv, Vt = onp.linalg.svd(J)
-        rank = int(onp.sum(sv > self.rcond * max(sv[0], onp.finfo(float).tiny)))
-        if rank < p:
-            raise SingularHessianError(
-                f"The constraint Jacobian in the {system.name} has rank {rank} < {p}: the "
-                "multipliers are not unique; remove dependent constraints."
+    def _basis(self, system):
+        if "nullspace" not in system.cache:
+            p, n = system.kkt_rows, system.n - system.kkt_rows
+            J = onp.stack(
+                [system.apply(onp.concatenate([onp.zeros(n), e]))[:n] for e in onp.eye(p)]
             )
+            U, sv, Vt = onp.linalg.svd(J)
+            rank = int(onp.sum(sv > self.rcond * max(sv[0], onp.finfo(float).tiny)))
+            if rank < p:
+                raise LinearSolveError(
+                    f"The constraint Jacobian in the {system.name} has rank {rank} < {p}: the "
+                    "multipliers are not unique; remove dependent constraints."
+                )
+            system.cache["nullspace"] = (J, U, sv, Vt)
+        return system.cache["nullspace"]
+
+    def _solve(self, system, b):
+        p = system.kkt_rows
+        if not p:
+            return self.inner(system, b)
+        n = system.n - p
+        J, U, sv, Vt = self._basis(system)
         F = Vt[p:].T
         zero = onp.zeros(p)
+
+        def H(w):
+            return system.apply(onp.concatenate([w, zero]))[:n]
+
         r, s = b[:n], b[n:]
         wp = Vt[:p].T @ ((U.T @ s) / sv)  # J^+ s
         reduced = LinearSystem(
             n - p,
-            lambda q: F.T @ K(F @ q, zero)[:n],
+            lambda q: F.T @ H(F @ q),
             symmetric=True,
-            definite=system.definite,
+            sign=system.sign,
             name=f"reduced Hessian F^T H F of the {system.name}",
         )
-        q, info = inner(reduced, F.T @ (r - K(wp, zero)[:n]))
+        q, info = self.inner(reduced, F.T @ (r - H(wp)))
         w = wp + F @ q
-        mu = onp.linalg.lstsq(J.T, r - K(w, zero)[:n], rcond=None)[0]
+        mu = onp.linalg.lstsq(J.T, r - H(w), rcond=None)[0]
         out = onp.concatenate([w, mu])
-        res = float(onp.linalg.norm(K(w, mu) - b) / max(onp.linalg.norm(b), 1e-300))
+        res = _relative_residual(system.apply(out) - b, b)
         return out, SolveInfo(f"nullspace-{info.method}", info.iterations, res, info.converged)
 
 
-class _Plain:
-    """Adapter for a user's plain ``solve(matvec, b) -> w`` function."""
+class _Plain(LinearSolver):
+    """Adapter for a user's plain ``solve(matvec, b) -> w`` function; the answer is checked
+    (shape, type, finiteness, residual ``<= rtol ||b||``)."""
 
     def __init__(self, fun, rtol=1e-6):
         self.fun = fun
         self.rtol = rtol
         self.name = getattr(fun, "__name__", "custom")
 
-    def __call__(self, system, b):
-        b = onp.asarray(getval(b), dtype=float)
-        if b.ndim == 2:
-            return _by_column(self, system, b)
-
-        def mv(v):
-            return onp.asarray(getval(system.matvec(onp.asarray(v))), dtype=float)
-
-        w = onp.asarray(self.fun(mv, b), dtype=float).reshape(b.shape)
-        nb = onp.linalg.norm(b)
-        res = float(onp.linalg.norm(mv(w) - b) / nb) if nb else 0.0
+    def _solve(self, system, b):
+        try:
+            out = self.fun(system.apply, b.copy())
+        except ArithmeticError as err:
+            raise LinearSolveError(f"The custom solver {self.name!r} failed: {err}") from None
+        if isinstance(out, tuple):
+            raise InputError(
+                f"The custom solver {self.name!r} returned a tuple; it must return the solution "
+                "w alone (an array of the shape of b)."
+            )
+        try:
+            w = onp.asarray(out)
+        except Exception:  # noqa: BLE001 - anything that is not array-like
+            w = onp.asarray(None)
+        if w.dtype.kind not in "fiu" or w.shape not in (b.shape, (b.size, 1)):
+            raise ShapeError(
+                f"The custom solver {self.name!r} returned {type(out).__name__} of shape "
+                f"{getattr(w, 'shape', '?')} and dtype {w.dtype}; it must return a real array "
+                f"of shape {b.shape}."
+            )
+        w = w.astype(float).reshape(b.shape)
+        if not onp.all(onp.isfinite(w)):
+            raise NonFiniteError(f"The custom solver {self.name!r} returned NaN or inf.")
+        res = _relative_residual(system.apply(w) - b, b)
         info = SolveInfo(self.name, 0, res, res <= self.rtol)
         if not info.converged:
             raise LinearSolveError(
@@ -520,25 +638,24 @@ _NAMED = {
 
 
 def get_solver(solver):
-    """Return a solver object for ``solver``.
-
-    ``solver`` is a name (``"dense"``, ``"cholesky"``, ``"lu"``, ``"lstsq"``, ``"cg"``,
-    ``"minres"``, ``"gmres"``, ``"nullspace"``), an instance of :class:`Dense`,
-    :class:`CG`, :class:`MINRES`, :class:`GMRES`, :class:`NullSpace`, or a plain function
-    ``solve(matvec, b) -> w``.
-    """
+    """A solver object for ``solver``: a name (``"dense"``, ``"cholesky"``, ``"lu"``,
+    ``"lstsq"``, ``"cg"``, ``"minres"``, ``"gmres"``, ``"nullspace"``), a
+    :class:`LinearSolver` (returned as it is) or a plain function ``solve(matvec, b) -> w``.
+    ``None`` means ``"dense"``."""
     if solver is None:
         return Dense()
     if isinstance(solver, str):
         try:
             return _NAMED[solver.lower()]()
         except KeyError:
-            raise ValueError(
+            raise InputError(
                 f"Unknown linear solver {solver!r}; use one of {sorted(_NAMED)} "
                 "or pass a solver object or a function solve(matvec, b)."
             ) from None
-    if isinstance(solver, (Dense, _Krylov, _Plain, NullSpace)):
+    if isinstance(solver, LinearSolver):
         return solver
+    if isinstance(solver, type) and issubclass(solver, LinearSolver):
+        return solver()
     if callable(solver):
         return _Plain(solver)
-    raise TypeError(f"solver must be a name, a solver object or a callable, not {solver!r}")
+    raise InputError(f"solver must be a name, a solver object or a callable, not {solver!r}")

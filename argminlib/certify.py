@@ -1,0 +1,342 @@
+"""Second-order conditions: is ``y`` really a strict minimum (maximum, nonsingular root)?
+
+A derivative from the implicit function theorem is only the derivative of the map the user
+asked for if the solution is what they claim: an argmin needs ``f_YY`` positive definite,
+an argmax negative definite, and a constrained one the Hessian of the Lagrangian definite
+on the null space of the active constraints' Jacobian ``J`` (equivalently: the KKT matrix
+has the inertia ``(n - p, p, 0)``). :func:`certify` checks this and returns a
+:class:`Certificate`, or raises :class:`~argminlib.CurvatureError`,
+:class:`~argminlib.SingularHessianError` or :class:`~argminlib.IllConditionedError`.
+
+Two methods, chosen by :class:`Certify`:
+
+* ``"dense"``: the exact eigenvalues of ``H`` (or of the reduced Hessian ``F^T H F``, ``F``
+  an orthonormal basis of ``null(J)``), from the formed matrix: free when the linear solver
+  forms ``A`` anyway.
+* ``"lanczos"``: ``steps`` Lanczos iterations (with full reorthogonalisation, projected on
+  ``null(J)``) from a seeded random start give Ritz values; the extreme ones converge first.
+  Cost: ``steps`` products with ``A`` plus ``O(n steps^2)`` flops, once per solution. When
+  the space has at most ``steps`` dimensions the run is complete and the eigenvalues are
+  exact. Otherwise a negative (positive) Ritz value *proves* indefiniteness, while a
+  definite result is an estimate: the smallest Ritz value bounds the smallest eigenvalue
+  from above, so a tiny eigenvalue can be missed if the run is too short. Raise ``steps``
+  for more assurance; ``certify=False`` switches the check off.
+
+Decisions are relative to the largest eigenvalue in size, so they do not change when ``f``
+is multiplied by a constant.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass, field
+
+import numpy as onp
+import scipy.linalg as sla
+
+from .exceptions import (
+    CurvatureError,
+    IllConditionedError,
+    InputError,
+    SingularHessianError,
+)
+
+__all__ = ["Certify", "Certificate", "certify", "as_certify", "lanczos"]
+
+
+@dataclass(frozen=True)
+class Certify:
+    """How to certify the second-order conditions (``certify=`` of every problem).
+
+    ``method``: ``"auto"`` (dense eigenvalues when the linear solver forms the matrix,
+    Lanczos otherwise), ``"dense"`` or ``"lanczos"``; ``steps``: Lanczos iterations (matrix
+    products); ``rcond``: an eigenvalue below ``rcond`` times the largest in size makes the
+    matrix ill-conditioned (an error: the derivative would lose about ``-log10(rcond)``
+    digits); lower it to accept such a matrix knowingly; ``seed``: of the random start.
+    """
+
+    method: str = "auto"
+    steps: int = 20
+    rcond: float = 1e-10
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.method not in ("auto", "dense", "lanczos"):
+            raise InputError(f"Certify(method={self.method!r}): use 'auto', 'dense' or 'lanczos'")
+        if not (isinstance(self.steps, numbers.Integral) and self.steps >= 1):
+            raise InputError(f"Certify(steps={self.steps!r}): use an integer >= 1")
+        if not (isinstance(self.rcond, numbers.Real) and 0 <= self.rcond < 1):
+            raise InputError(f"Certify(rcond={self.rcond!r}): use a number in [0, 1)")
+
+
+def as_certify(value):
+    """``True``/``None`` -> ``Certify()``; ``False`` -> ``None`` (off); a :class:`Certify`
+    as it is; a method name -> ``Certify(method=name)``."""
+    if value is True or value is None:
+        return Certify()
+    if value is False:
+        return None
+    if isinstance(value, Certify):
+        return value
+    if isinstance(value, str):
+        return Certify(method=value)
+    raise InputError(f"certify={value!r}: use True, False, a method name or argminlib.Certify(...)")
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """What was established about ``A`` at a solution.
+
+    ``method``: ``"dense"`` or ``"lanczos"``; ``lowest``, ``highest``: the extreme
+    eigenvalues of ``H`` (of the reduced Hessian on ``null(J)`` for a KKT matrix), exact or
+    Ritz estimates; ``smallest``: the smallest ``|eigenvalue|`` (estimate); ``exact``:
+    whether they are the true eigenvalues; ``products``: matrix-vector products spent;
+    ``space``: the dimension checked (``n``, or ``n - p`` with ``p`` active constraints).
+    """
+
+    method: str
+    lowest: float
+    highest: float
+    smallest: float
+    exact: bool
+    products: int
+    space: int
+    direction: onp.ndarray | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def condition(self):
+        """``max |eig| / min |eig|`` (an estimate unless ``exact``)."""
+        big = max(abs(self.lowest), abs(self.highest))
+        return big / self.smallest if self.smallest > 0 else onp.inf
+
+
+def lanczos(matvec, dim, steps, seed=0, project=None):
+    """``steps`` Lanczos iterations on the symmetric operator ``matvec`` (vectors of length
+    ``dim``), fully reorthogonalised, restarted at random on breakdown (so ``dim`` steps give
+    the whole spectrum). ``project`` maps a vector onto the subspace to work in.
+
+    Returns ``(ritz_values, ritz_vectors, products)``, values ascending."""
+    proj = project or (lambda v: v)
+    rng = onp.random.default_rng(seed)
+    k = max(0, int(steps))
+    Q, alpha, beta = [], [], []
+    q = proj(rng.standard_normal(dim))
+    q /= onp.linalg.norm(q)
+    products, scale = 0, 0.0
+    for j in range(k):
+        Q.append(q)
+        w = onp.asarray(matvec(q), dtype=float).reshape(-1)
+        products += 1
+        a = float(q @ w)
+        alpha.append(a)
+        if j == k - 1:
+            break
+        B = onp.array(Q)
+        w = proj(w - B.T @ (B @ w))
+        w = proj(w - B.T @ (B @ w))
+        b = float(onp.linalg.norm(w))
+        scale = max(scale, abs(a), b)
+        if b <= 1e-10 * max(scale, onp.finfo(float).tiny):  # invariant subspace: restart
+            w = proj(rng.standard_normal(dim))
+            for _ in range(2):
+                w = proj(w - B.T @ (B @ w))
+            nw = float(onp.linalg.norm(w))
+            if nw <= 1e-8:  # the whole space is spanned
+                break
+            beta.append(0.0)
+            q = w / nw
+        else:
+            beta.append(b)
+            q = w / b
+    m = len(alpha)
+    if m == 1:
+        vals, vecs = onp.array(alpha), onp.ones((1, 1))
+    else:
+        vals, vecs = sla.eigh_tridiagonal(onp.array(alpha), onp.array(beta[: m - 1]))
+    return vals, onp.array(Q[:m]).T @ vecs, products
+
+
+def _kkt_parts(system):
+    """``(H products, p, n, row-space basis of J)`` of a KKT system (``p = 0``: plain)."""
+    p = system.kkt_rows
+    n = system.n - p
+    if not p:
+        return system.apply, 0, n, None
+    if "kkt-rowspace" not in system.cache:
+        J = onp.stack([system.apply(onp.concatenate([onp.zeros(n), e]))[:n] for e in onp.eye(p)])
+        _, sv, Vt = onp.linalg.svd(J)
+        tiny = 1e-10 * max(sv[0], onp.finfo(float).tiny) if sv.size else 0.0
+        rank = int(onp.sum(sv > tiny))
+        if rank < p:
+            raise SingularHessianError(
+                f"The constraint Jacobian in the {system.name} has rank {rank} but {p} rows "
+                "(singular values down to {:.1e}): the active constraints are redundant or "
+                "degenerate at y, so the multipliers and the derivative are not unique. "
+                "Remove the dependent constraints.".format(sv[-1] if sv.size else 0.0)
+            )
+        system.cache["kkt-rowspace"] = Vt
+    Vt = system.cache["kkt-rowspace"]
+    zero = onp.zeros(p)
+
+    def H(v):
+        return system.apply(onp.concatenate([v, zero]))[:n]
+
+    return H, p, n, Vt
+
+
+def certify(system, sign, config, *, forms_matrix=False, allow_singular=False):
+    """Certify the :class:`~argminlib.LinearSystem` ``system`` for ``sign`` (+1: minimum,
+    -1: maximum, 0: nonsingular root). Returns a :class:`Certificate` or raises.
+
+    ``allow_singular``: a semidefinite (for ``sign = 0``: singular) matrix is accepted (the
+    solver returns the minimum-norm solution); the wrong sign is still an error."""
+    H, p, n, Vt = _kkt_parts(system)
+    dim = n - p
+    method = config.method
+    if method == "auto":
+        method = "dense" if (forms_matrix or dim <= config.steps) else "lanczos"
+    if dim == 0:
+        return Certificate(method, onp.inf, -onp.inf, onp.inf, True, p, 0)
+    if method == "dense":
+        if system.symmetric or p:
+            A = system.matrix()
+            Hm = 0.5 * (A[:n, :n] + A[:n, :n].T)
+        else:
+            Hm = system.matrix()
+        if p:
+            F = Vt[p:].T
+            Hm = F.T @ Hm @ F
+        if system.symmetric or p:
+            vals, vecs = onp.linalg.eigh(Hm)
+        else:  # a non-symmetric root problem: singular values for invertibility
+            s = onp.linalg.svd(Hm, compute_uv=False)
+            return _judge_general(system, s, config, allow_singular)
+        if p:
+            vecs = Vt[p:].T @ vecs
+        products, exact = (0 if forms_matrix else system.n), True
+    else:
+        if not (system.symmetric or p):
+            # non-symmetric: Lanczos on A^T A estimates the singular values
+            def op(v):
+                return system.T.apply(system.apply(v))
+
+            vals, _, products = lanczos(op, dim, min(config.steps, dim), config.seed)
+            s = onp.sqrt(onp.maximum(vals[::-1], 0.0))
+            return _judge_general(system, s, config, allow_singular, exact=dim <= config.steps)
+        project = None
+        if p:
+            R = Vt[:p]
+
+            def project(v):
+                return v - R.T @ (R @ v)
+
+        vals, vecs, products = lanczos(H, n, min(config.steps, dim), config.seed, project)
+        exact = len(vals) >= dim
+    k = int(onp.argmin(vals)) if sign >= 0 else int(onp.argmax(vals))
+    cert = Certificate(
+        method,
+        float(vals[0]),
+        float(vals[-1]),
+        float(onp.min(onp.abs(vals))),
+        bool(exact),
+        int(products),
+        int(dim),
+        vecs[:, k] if vecs.size else None,
+    )
+    _judge(system, sign, cert, config, allow_singular)
+    return cert
+
+
+def _where(system):
+    return " on the null space of the active constraints' Jacobian" if system.kkt_rows else ""
+
+
+def _judge(system, sign, cert, config, allow_singular):
+    big = max(abs(cert.lowest), abs(cert.highest), onp.finfo(float).tiny)
+    zero = max(100, cert.space) * onp.finfo(float).eps * big
+    how = "" if cert.exact else f" (Lanczos estimate, {cert.products} products)"
+    where = _where(system)
+    name = system.name
+    if sign:
+        # work with s*A: it must be positive definite
+        lo, hi = (cert.lowest, cert.highest) if sign > 0 else (-cert.highest, -cert.lowest)
+        want, other = ("minimum", "max") if sign > 0 else ("maximum", "min")
+        kind = "positive" if sign > 0 else "negative"
+        if lo < -zero:
+            if hi <= zero:
+                msg = (
+                    f"y is a local {'maximum' if sign > 0 else 'minimum'}, not a {want}: every "
+                    f"eigenvalue of the {name}{where} is {'<= 0' if sign > 0 else '>= 0'} "
+                    f"(between {cert.lowest:.3e} and {cert.highest:.3e}){how}. Use "
+                    f"arg{other} / mode='{other}' if that is what you want, or re-solve from "
+                    "another start."
+                )
+            else:
+                msg = (
+                    f"y is a saddle point, not a strict local {want}: the {name}{where} has "
+                    f"eigenvalues of both signs (from {cert.lowest:.3e} to {cert.highest:.3e})"
+                    f"{how}. Re-solve from another start, or use mode='stationary' if a saddle "
+                    "is intended."
+                )
+            raise CurvatureError(msg, eigenvalue=sign * lo, certificate=cert)
+        if lo <= zero:
+            if allow_singular:
+                return
+            raise SingularHessianError(
+                f"The {name}{where} is singular: eigenvalue {sign * lo:.3e} against largest "
+                f"|eigenvalue| {big:.3e}{how}, so y is not a strict (isolated) {want} and its "
+                "derivative is undefined. Regularise the problem (e.g. add a small strongly "
+                f"convex term), or use solver='lstsq' for the minimum-norm derivative.",
+                certificate=cert,
+            )
+        if lo <= config.rcond * big:
+            if allow_singular:
+                return
+            raise IllConditionedError(
+                f"The {name}{where} is {kind} definite but ill-conditioned: smallest "
+                f"|eigenvalue| {lo:.3e} against largest {big:.3e} (condition number about "
+                f"{big / lo:.1e} > 1/rcond = {1 / max(config.rcond, 1e-300):.0e}){how}; the "
+                f"derivative would lose about {onp.log10(big / lo):.0f} digits. Rescale the "
+                "variables or regularise the problem; to accept it knowingly pass "
+                f"certify=argminlib.Certify(rcond={0.1 * lo / big:.0e}).",
+                certificate=cert,
+            )
+        return
+    small = cert.smallest
+    if small <= zero and not allow_singular:
+        raise SingularHessianError(
+            f"The {name}{where} is singular: eigenvalue of size {small:.3e} against largest "
+            f"{big:.3e}{how}. The solution is not locally unique, so its derivative is "
+            "undefined; regularise the problem, or use solver='lstsq' for the minimum-norm "
+            "derivative.",
+            certificate=cert,
+        )
+    if small <= config.rcond * big and not allow_singular:
+        raise IllConditionedError(
+            f"The {name}{where} is ill-conditioned: smallest |eigenvalue| {small:.3e} against "
+            f"largest {big:.3e}{how}. Rescale or regularise; to accept it knowingly pass "
+            f"certify=argminlib.Certify(rcond={0.1 * small / big:.0e}).",
+            certificate=cert,
+        )
+
+
+def _judge_general(system, s, config, allow_singular, exact=True):
+    big = max(float(s[0]), onp.finfo(float).tiny)
+    small = float(s[-1])
+    cert = Certificate("singular-values", small, big, small, exact, 0, system.n)
+    if allow_singular:
+        return cert
+    if small <= max(100, system.n) * onp.finfo(float).eps * big:
+        raise SingularHessianError(
+            f"The {system.name} is singular: smallest singular value {small:.3e} against "
+            f"largest {big:.3e}. The derivative is undefined here.",
+            certificate=cert,
+        )
+    if small <= config.rcond * big:
+        raise IllConditionedError(
+            f"The {system.name} is ill-conditioned: smallest singular value {small:.3e} "
+            f"against largest {big:.3e}. Rescale, or pass "
+            f"certify=argminlib.Certify(rcond={0.1 * small / big:.0e}) to accept it.",
+            certificate=cert,
+        )
+    return cert

@@ -1,0 +1,52 @@
+"""The paper's notation in one place: ``f_Y``, ``f_YY``, ``f_XY`` and constraint Jacobians.
+
+Conventions: ``f(x, y)`` is written with ``autograd.numpy`` and returns a scalar; ``x`` and
+``y`` are floats or arrays of any shape. Matrices are over the flattened ``y`` (``n``
+entries) and keep the shape of ``x``: ``f_XY`` has shape ``(n,) + shape(x)``.
+"""
+
+from __future__ import annotations
+
+import autograd.numpy as anp
+import numpy as onp
+from autograd import grad, hessian, jacobian
+from autograd.tracer import getval
+
+__all__ = ["f_Y", "f_YY", "f_XY", "flat_values", "constraint_jacobian"]
+
+
+def f_Y(f, x, y):
+    """``f_Y = grad_y f(x, y)``, with the shape of ``y``."""
+    return grad(f, 1)(x, y)
+
+
+def f_YY(f, x, y):
+    """``f_YY = d^2 f / dy^2``: a float for scalar ``y``, else an ``n x n`` matrix over
+    the flattened ``y`` (``n = size(y)``)."""
+    if anp.ndim(getval(y)) == 0:
+        return grad(grad(f, 1), 1)(x, y)
+    shape = anp.shape(getval(y))
+    return hessian(lambda z: f(x, anp.reshape(z, shape)))(anp.reshape(y, (-1,)))
+
+
+def f_XY(f, x, y):
+    """``f_XY = d/dx grad_y f(x, y)``: shape ``(n,) + shape(x)`` over the flattened ``y``
+    (a float when both are scalars, an n-vector for scalar ``x``, ``n x m`` for ``x`` in
+    ``R^m``)."""
+    if anp.ndim(getval(y)) == 0:
+        return jacobian(lambda x_: grad(f, 1)(x_, y))(x)
+    return jacobian(lambda x_: anp.reshape(grad(f, 1)(x_, y), (-1,)))(x)
+
+
+def flat_values(h, x, y):
+    """``h(x, y)`` as a flat 1-D array (a constraint function may return any shape)."""
+    return anp.reshape(h(x, y), (-1,))
+
+
+def constraint_jacobian(h, x, y):
+    """``h_Y`` as a ``p x n`` matrix over the flattened ``y`` (``p`` constraint values)."""
+    shape = anp.shape(getval(y))
+    p = int(onp.size(getval(flat_values(h, x, y))))
+    if p == 0:
+        return onp.zeros((0, int(onp.size(getval(y)))))
+    return jacobian(lambda z: flat_values(h, x, anp.reshape(z, shape)))(anp.reshape(y, (-1,)))
