@@ -282,9 +282,14 @@ def _judge(system, sign, cert, config, allow_singular):
         if lo <= zero:
             if allow_singular:
                 return
+            against = (
+                f"against largest |eigenvalue| {big:.3e}"
+                if max(abs(cert.lowest), abs(cert.highest)) > 0
+                else "(it is zero there)"
+            )
             raise SingularHessianError(
-                f"The {name}{where} is singular: eigenvalue {sign * lo:.3e} against largest "
-                f"|eigenvalue| {big:.3e}{how}, so y is not a strict (isolated) {want} and its "
+                f"The {name}{where} is singular: eigenvalue {sign * lo:.3e} {against}{how}, "
+                f"so y is not a strict (isolated) {want} and its "
                 "derivative is undefined. Regularise the problem (e.g. add a small strongly "
                 f"convex term), or use solver='lstsq' for the minimum-norm derivative.",
                 certificate=cert,

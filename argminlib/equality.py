@@ -144,7 +144,7 @@ class Equality(Problem):
         self.check_feasible(x, y)
 
     def forward(self, x):
-        check_objective(self.f, x, self.y0)
+        check_objective(self.f, x, self.y0, "y0")
         if self.forward_solver is not None:
             return self.forward_solver(self.f, x, self.y0)
         return slsqp(self.f, x, self.y0, eq=self.h, maximize=self.mode == "max")

@@ -39,7 +39,7 @@ from .exceptions import (
     NotStationaryError,
     ShapeError,
 )
-from .forward import barrier_objective, barrier_solve, slsqp
+from .forward import barrier_objective, barrier_solve, check_strictly_feasible, slsqp
 from .partials import constraint_jacobian, f_XY, f_YY, flat_values
 from .problem import Conditions, Problem
 from .unconstrained import Unconstrained, check_objective
@@ -51,17 +51,6 @@ def _check_t(t):
     if not (isinstance(t, numbers.Real) and not isinstance(t, bool) and onp.isfinite(t) and t > 0):
         raise InputError(f"The barrier parameter t must be a finite positive number; got {t!r}.")
     return float(t)
-
-
-def _strictly_feasible(c, x, y, what):
-    cv = onp.asarray(getval(flat_values(c, x, y)), dtype=float)
-    bad = onp.flatnonzero(~(cv < 0))
-    if bad.size:
-        raise InfeasibleError(
-            f"{what} is not strictly feasible: c_{bad[0]}(x, y) = {cv[bad[0]]:.3e} >= 0 "
-            f"({bad.size} of {cv.size} constraints). The barrier needs c(x, y) < 0: start "
-            "from a point strictly inside the feasible set."
-        )
 
 
 class Barrier(Unconstrained):
@@ -81,7 +70,7 @@ class Barrier(Unconstrained):
         phi = barrier_objective(f, c, t, maximize=mode == "max")
 
         def default_forward(_phi, x, y0):
-            _strictly_feasible(c, x, y0, "The starting point y0")
+            check_strictly_feasible(c, x, y0, "The starting point y0")
             return barrier_solve(f, c, x, y0, t, maximize=mode == "max")
 
         super().__init__(
@@ -97,11 +86,11 @@ class Barrier(Unconstrained):
         self.what = f"the barrier stationarity condition grad_y phi_t = 0 (t = {t:g})"
 
     def forward(self, x):
-        _strictly_feasible(self.c, x, self.y0, "The starting point y0")
+        check_strictly_feasible(self.c, x, self.y0, "The starting point y0")
         return super().forward(x)
 
     def complete(self, x, y, multipliers_=None, feasible=True):
-        _strictly_feasible(self.c, x, y, "y")
+        check_strictly_feasible(self.c, x, y, "y")
         return super().complete(x, y)
 
 
@@ -173,7 +162,7 @@ class Inequality(Problem):
         self.setup(y0, mode, solver, tol, certify)
 
     def forward(self, x):
-        check_objective(self.f, x, self.y0)
+        check_objective(self.f, x, self.y0, "y0")
         if self.forward_solver is not None:
             return self.forward_solver(self.f, x, self.y0)
         return slsqp(self.f, x, self.y0, eq=self.eq, ineq=self.c, maximize=self.mode == "max")

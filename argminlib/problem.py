@@ -88,7 +88,7 @@ def _is_container_of_arrays(x):
     return False
 
 
-def check_x(x):
+def check_x(x, name="x"):
     """The parameter: a number or array (converted to floats), or a container (tuple, list,
     dict) of them, whose leaves are checked the same way."""
     if _is_container_of_arrays(x):
@@ -96,17 +96,17 @@ def check_x(x):
         items = v.items() if isinstance(v, dict) else enumerate(v)
         for k, e in items:
             if not is_traced(e):
-                as_float_array(e, f"x[{k!r}]")
-        return x if is_traced(x) else _convert_tree(v)
-    return as_float_array(x, "x")
+                as_float_array(e, f"{name}[{k!r}]")
+        return x if is_traced(x) else _convert_tree(v, name)
+    return as_float_array(x, name)
 
 
-def _convert_tree(v):
+def _convert_tree(v, name):
     if isinstance(v, dict):
-        return {k: _convert_tree(e) for k, e in v.items()}
+        return {k: _convert_tree(e, name) for k, e in v.items()}
     if isinstance(v, (list, tuple)) and _is_container_of_arrays(v):
-        return type(v)(_convert_tree(e) for e in v)
-    return as_float_array(v, "x")
+        return type(v)(_convert_tree(e, name) for e in v)
+    return as_float_array(v, name)
 
 
 @dataclass
@@ -274,7 +274,7 @@ class Problem:
         """``(dy/dx) v`` for ``v`` of the structure of ``x``: one linear solve."""
         sol = self.at(x, y)
         x = check_x(x)
-        v = check_x(v)
+        v = check_x(v, "v")
         if flatten(plain(v))[0].shape != flatten(plain(x))[0].shape:
             raise ShapeError(
                 f"v has {flatten(plain(v))[0].size} entries; the JVP needs the structure of "

@@ -33,8 +33,8 @@ __all__ = [
 ]
 
 
-def check_objective(f, x, y):
-    """``f(x, y)`` must be a finite real scalar."""
+def check_objective(f, x, y, where="y"):
+    """``f(x, y)`` must be a finite real scalar (``where`` names ``y`` in messages)."""
     value = getval(f(x, y))
     if onp.ndim(value) != 0:
         raise ShapeError(f"f(x, y) must return a scalar; it returned shape {onp.shape(value)}.")
@@ -42,8 +42,13 @@ def check_objective(f, x, y):
         raise ShapeError("f(x, y) returned a complex number; it must be real.")
     if not onp.isfinite(value):
         raise NonFiniteError(
-            f"f(x, y) = {value}: the objective is not finite at this (x, y); check that y "
-            "lies in the domain of f."
+            f"f(x, {where}) = {value}: the objective is not finite at this (x, {where}); "
+            + (
+                "start the forward solver where f is finite (the starting point y0 is "
+                "outside the domain of f)."
+                if where == "y0"
+                else "check that y lies in the domain of f."
+            )
         )
 
 
@@ -83,7 +88,7 @@ class Unconstrained(Problem):
         return anp.reshape(g, (-1,))
 
     def forward(self, x):
-        check_objective(self.f, x, self.y0)
+        check_objective(self.f, x, self.y0, "y0")
         if self.forward_solver is not None:
             return self.forward_solver(self.f, x, self.y0)
         if self.mode == "stationary":
@@ -99,6 +104,7 @@ class Unconstrained(Problem):
 
 
 def _problem(f, y, mode, solver, tol, certify):
+    y = as_float_array(y, "y")  # named as the caller knows it (not y0)
     return Unconstrained(f, y, mode=mode, solver=solver, tol=tol, certify=certify)
 
 
