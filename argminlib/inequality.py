@@ -40,9 +40,16 @@ from .exceptions import (
     ShapeError,
 )
 from .forward import barrier_objective, barrier_solve, check_strictly_feasible, slsqp
-from .partials import constraint_jacobian, f_XY, f_YY, flat_values
+from .partials import (
+    check_constraint,
+    check_objective,
+    constraint_jacobian,
+    f_XY,
+    f_YY,
+    flat_values,
+)
 from .problem import Conditions, Problem
-from .unconstrained import Unconstrained, check_objective
+from .unconstrained import Unconstrained
 
 __all__ = ["Barrier", "lemma_4_2", "active_set", "Inequality"]
 
@@ -163,6 +170,9 @@ class Inequality(Problem):
 
     def forward(self, x):
         check_objective(self.f, x, self.y0, "y0")
+        check_constraint(self.c, x, self.y0, "c")
+        if self.eq is not None:
+            check_constraint(self.eq, x, self.y0, "eq")
         if self.forward_solver is not None:
             return self.forward_solver(self.f, x, self.y0)
         return slsqp(self.f, x, self.y0, eq=self.eq, ineq=self.c, maximize=self.mode == "max")
@@ -180,6 +190,9 @@ class Inequality(Problem):
 
     def complete(self, x, y, multipliers_=None, feasible=True):
         check_objective(self.f, x, y)
+        check_constraint(self.c, x, y, "c", "y")
+        if self.eq is not None:
+            check_constraint(self.eq, x, y, "eq", "y")
         try:
             idx = active_set(self.c, x, y, active_tol=self.active_tol, feas_tol=self.tol)
             if self.eq is not None:

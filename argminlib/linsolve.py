@@ -231,20 +231,25 @@ class Dense(LinearSolver):
         rows) and LU otherwise. ``lstsq`` returns the minimum-norm solution (through the
         pseudo-inverse with cutoff ``rcond``): the certificate then accepts a singular,
         semidefinite Hessian, whose derivative is the minimum-norm one.
-    rcond : float
-        Relative cutoff of the pseudo-inverse (``lstsq``).
+    rcond : float or None
+        Relative cutoff of the pseudo-inverse (``lstsq``). ``None``: round-off level,
+        ``max(100, n) * eps``, the same level below which the certificate calls an
+        eigenvalue zero (an ill-conditioned but invertible matrix is then refused, not
+        silently truncated).
     """
 
     name = "dense"
     forms_matrix = True
 
-    def __init__(self, method="auto", rcond=1e-10):
+    def __init__(self, method="auto", rcond=None):
         if method not in ("auto", "cholesky", "lu", "lstsq"):
             raise InputError(f"Dense(method={method!r}): use 'auto', 'cholesky', 'lu' or 'lstsq'")
-        if not (isinstance(rcond, numbers.Real) and 0 <= rcond < 1):
-            raise InputError(f"Dense(rcond={rcond!r}): use a number in [0, 1)")
+        if rcond is not None and not (
+            isinstance(rcond, numbers.Real) and not isinstance(rcond, bool) and 0 <= rcond < 1
+        ):
+            raise InputError(f"Dense(rcond={rcond!r}): use None or a number in [0, 1)")
         self.method = method
-        self.rcond = float(rcond)
+        self.rcond = None if rcond is None else float(rcond)
         self.minimum_norm = method == "lstsq"
 
     def _method(self, system):
@@ -274,7 +279,10 @@ class Dense(LinearSolver):
                     elif method == "lu":
                         fac = sla.lu_factor(A)
                     else:
-                        fac = onp.linalg.pinv(A, rcond=self.rcond)
+                        rcond = self.rcond
+                        if rcond is None:
+                            rcond = max(100, A.shape[0]) * onp.finfo(float).eps
+                        fac = onp.linalg.pinv(A, rcond=rcond)
                 except (onp.linalg.LinAlgError, sla.LinAlgWarning, ValueError) as err:
                     raise LinearSolveError(
                         f"The dense {method} factorisation of the {system.name} failed "

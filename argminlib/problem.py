@@ -25,7 +25,6 @@ from autograd.tracer import getval
 
 from .certify import as_certify
 from .exceptions import (
-    ArgminError,
     ForwardSolveError,
     InputError,
     NonFiniteError,
@@ -33,6 +32,7 @@ from .exceptions import (
     ShapeError,
 )
 from .implicit import Solution, check_step, is_traced, plain
+from .implicit import polish as polish_solution
 from .linsolve import get_solver
 
 __all__ = ["Problem", "Conditions", "as_float_array", "check_x", "check_tol", "mode_sign"]
@@ -179,20 +179,12 @@ class Problem:
     def solution(self, x, cond, polish=0):
         """Linearise and certify at ``cond.z``; take up to ``polish`` Newton steps while the
         step shrinks; accept if the step is at most ``tol * max(1, |y|)``."""
-        sol = self._solution(x, cond)
-        step = sol.newton_step()
-        for _ in range(polish):
-            size = float(onp.max(onp.abs(step[: self.ny]))) if self.ny else 0.0
-            if size <= 1e-14 * max(1.0, float(onp.max(onp.abs(sol.z[: self.ny])))):
-                break
-            try:
-                new = self._solution(x, Conditions(sol.z + step, cond.F, cond.kkt_rows))
-                new_step = new.newton_step()
-            except ArgminError:
-                break
-            if not onp.max(onp.abs(new_step[: self.ny])) < size:
-                break
-            sol, step = new, new_step
+        sol, step = polish_solution(
+            lambda z: self._solution(x, Conditions(z, cond.F, cond.kkt_rows)),
+            cond.z,
+            polish,
+            self.ny,
+        )
         check_step(step, sol.z, self.tol, self.what, self.ny)
         self.check_solution(x, onp.reshape(sol.z[: self.ny], self.yshape))
         return sol

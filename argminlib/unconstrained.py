@@ -16,9 +16,9 @@ import numpy as onp
 from autograd import grad
 from autograd.tracer import getval
 
-from .exceptions import NonFiniteError, ShapeError
+from .exceptions import ShapeError
 from .forward import newton, stationary_point
-from .partials import f_XY, f_YY
+from .partials import check_objective, f_XY, f_YY
 from .problem import Conditions, Problem, as_float_array
 
 __all__ = [
@@ -31,25 +31,6 @@ __all__ = [
     "implicit_jvp",
     "implicit_vjp",
 ]
-
-
-def check_objective(f, x, y, where="y"):
-    """``f(x, y)`` must be a finite real scalar (``where`` names ``y`` in messages)."""
-    value = getval(f(x, y))
-    if onp.ndim(value) != 0:
-        raise ShapeError(f"f(x, y) must return a scalar; it returned shape {onp.shape(value)}.")
-    if onp.iscomplexobj(value):
-        raise ShapeError("f(x, y) returned a complex number; it must be real.")
-    if not onp.isfinite(value):
-        raise NonFiniteError(
-            f"f(x, {where}) = {value}: the objective is not finite at this (x, {where}); "
-            + (
-                "start the forward solver where f is finite (the starting point y0 is "
-                "outside the domain of f)."
-                if where == "y0"
-                else "check that y lies in the domain of f."
-            )
-        )
 
 
 class Unconstrained(Problem):
