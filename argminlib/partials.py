@@ -35,8 +35,8 @@ def call_user(fun, x, y, name, where="y"):
         raise
     except (ValueError, TypeError, IndexError) as err:
         raise InputError(
-            f"{name}(x, {where}) raised {type(err).__name__}: {err}. Here x has shape "
-            f"{onp.shape(getval(x))} and {where} has shape {onp.shape(getval(y))}; check that "
+            f"{name}(x, {where}) raised {type(err).__name__}: {err}. Here x is "
+            f"{_describe(x)} and {where} has shape {onp.shape(getval(y))}; check that "
             f"{name} accepts arguments of these shapes (y0 fixes the shape of y)."
         ) from None
     arr = onp.asarray(value)
@@ -47,6 +47,18 @@ def call_user(fun, x, y, name, where="y"):
             f"{name}(x, {where}) returned {type(value).__name__}; it must return real numbers."
         )
     return arr.astype(float)
+
+
+def _describe(x):
+    v = getval(x)
+    if isinstance(v, dict):
+        return f"a dict with keys {sorted(map(str, v))}"
+    if isinstance(v, (list, tuple)):
+        try:
+            return f"of shape {onp.shape(onp.asarray(v, dtype=float))}"
+        except (ValueError, TypeError):
+            return f"a {type(v).__name__} of {len(v)} items"
+    return f"of shape {onp.shape(v)}"
 
 
 def check_objective(f, x, y, where="y"):
