@@ -228,12 +228,12 @@ class Factor:
         return out.reshape(b.shape)
 
 
-def _band_storage(A, perm):
+def _band_storage(A, perm, bw=None):
     """Rows of the band of the symmetric ``A[perm][:, perm]``, lower form for
-    ``solveh_banded``: ``ab[d, j] = A[j + d, j]``."""
+    ``solveh_banded``: ``ab[d, j] = A[j + d, j]`` (``bw``: the bandwidth, if known)."""
     B = A[perm][:, perm].tocsr() if perm is not None else A
     n = A.shape[0]
-    bw = bandwidth(B)
+    bw = bandwidth(B) if bw is None or perm is not None else bw
     ab = onp.zeros((bw + 1, n))
     for d in range(bw + 1):
         ab[d, : n - d] = B.diagonal(-d)
@@ -269,7 +269,7 @@ def factorize(A, definite=0, method="auto", symmetric=True):
                 perm = reverse_cuthill_mckee(A, symmetric_mode=True)
                 b = bandwidth(A[perm][:, perm])
             if (b + 1) * n <= BAND_LIMIT:
-                return _banded(A, definite, perm)
+                return _banded(A, definite, perm, b)
         if definite and _cholmod is not None:
             method = "cholmod"
     if method == "banded":
@@ -310,9 +310,9 @@ def _splu(A, n):
     return Factor("splu", solve, n)
 
 
-def _banded(A, definite, perm):
+def _banded(A, definite, perm, bw=None):
     n = A.shape[0]
-    ab = _band_storage(A, perm)
+    ab = _band_storage(A, perm, bw)
     inv = None
     if perm is not None:
         inv = onp.empty_like(perm)
