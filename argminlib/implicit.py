@@ -82,9 +82,13 @@ def _reverse_over_reverse(vjp, n, v, like):
 class Linearization:
     """``F`` linearised at the numeric point ``(x, z)``: the residual ``F(x, z)`` and
     ``A = dF/dz`` as a :class:`~argminlib.LinearSystem` of autograd products (one forward
-    pass of ``F``, then one backward pass per product)."""
+    pass of ``F``, then one backward pass per product).
 
-    def __init__(self, F, x, z, *, symmetric, sign=0, kkt_rows=0, name="dF/dz"):
+    ``hessian``: a :class:`argminlib.hessian.UserHessian` (the user's ``hess``, ``hessp`` or
+    ``hess_sparsity``; symmetric ``A`` only): its products, or its matrix, replace autograd's
+    in the numeric solves, after one comparison with autograd's product."""
+
+    def __init__(self, F, x, z, *, symmetric, sign=0, kkt_rows=0, name="dF/dz", hessian=None):
         xv = plain(x)
         zv = onp.asarray(getval(z), dtype=float).reshape(-1)
         n = zv.size
@@ -108,6 +112,19 @@ class Linearization:
             return onp.asarray(_reverse_over_reverse(vjp_z, n, v, zv), dtype=float)
 
         self.F, self.x, self.z, self.n, self.residual = F, xv, zv, n, r.astype(float)
+        if hessian is not None:
+            if not symmetric or kkt_rows:
+                raise InputError("hess, hessp and hess_sparsity serve a symmetric Hessian only")
+            user = hessian.at(xv, zv, rmatvec)
+            self.system = LinearSystem(
+                n,
+                user.matvec,
+                symmetric=True,
+                sign=sign,
+                name=name,
+                assembled=user.assembled,
+            )
+            return
         self.system = LinearSystem(
             n,
             rmatvec if symmetric else matvec,
@@ -221,9 +238,11 @@ class Solution:
         null space if ``kkt_rows``), a maximum, or any nonsingular root.
     kkt_rows : int
         Number of trailing multipliers (``dF/dz`` is a KKT matrix).
-    solver : a linear solver (see :func:`argminlib.get_solver`).
+    solver : a linear solver (see :func:`argminlib.get_solver`); a solver with a
+        ``certificate`` method (:class:`~argminlib.Sparse`) certifies by its factorisation.
     certify : ``True`` (default), ``False``, a method name or :class:`argminlib.Certify`.
     name : str, what ``dF/dz`` is, for messages.
+    hessian : the user's second derivatives (see :class:`Linearization`), or ``None``.
     """
 
     def __init__(
@@ -238,17 +257,21 @@ class Solution:
         solver="dense",
         certify=True,
         name="Jacobian dF/dz of the optimality conditions",
+        hessian=None,
     ):
         self.solver = get_solver(solver)
         self.config = _certify.as_certify(certify)
         self.lin = Linearization(
-            F, x, z, symmetric=symmetric, sign=sign, kkt_rows=kkt_rows, name=name
+            F, x, z, symmetric=symmetric, sign=sign, kkt_rows=kkt_rows, name=name, hessian=hessian
         )
         self.F, self.x, self.z, self.n, self.sign = F, self.lin.x, self.lin.z, self.lin.n, sign
         self.log = []
         self.op = _Operator(F, self.lin.system, self.solver, self.log)
         self.certificate = None
-        if self.config is not None:
+        by_factor = getattr(self.solver, "certificate", None)
+        if self.config is not None and by_factor is not None:
+            self.certificate = by_factor(self.lin.system, sign, self.config, _certify.certify)
+        if self.config is not None and self.certificate is None:
             self.certificate = _certify.certify(
                 self.lin.system,
                 sign,

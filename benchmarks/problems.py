@@ -155,8 +155,16 @@ class Chain:
         return -onp.exp(x) * onp.diff(lam) * onp.diff(y)
 
     def hess(self, x, y):
+        """``f_YY`` as a CSR matrix (built directly: rows ``i`` hold ``i-1, i, i+1``)."""
         d, e = self._bands(x)
-        return sp.diags([e, d, e], [-1, 0, 1], format="csr")
+        n = self.n
+        data = onp.empty(3 * n - 2)
+        data[0::3], data[1::3], data[2::3] = d, e, e  # diagonal, right, then next row's left
+        rows = onp.empty(3 * n - 2, dtype=onp.int64)
+        rows[0::3], rows[1::3], rows[2::3] = onp.arange(n), onp.arange(n - 1), onp.arange(1, n)
+        cols = onp.empty(3 * n - 2, dtype=onp.int64)
+        cols[0::3], cols[1::3], cols[2::3] = onp.arange(n), onp.arange(1, n), onp.arange(n - 1)
+        return sp.csr_matrix((data, (rows, cols)), shape=(n, n))
 
     def hessp(self, x, y, v):
         w = onp.exp(x)
