@@ -211,12 +211,12 @@ def _attach(x, solution):
 
 
 def _attach_vjp(z, x, solution):
-    B = _XProducts(solution.F, x, z)
+    B = solution.x_products(x, z)
     return lambda u: B.vjp(linear_solve(atuple((-u, x, z)), solution.op.T))
 
 
 def _attach_jvp(v, z, x, solution):
-    B = _XProducts(solution.F, x, z)
+    B = solution.x_products(x, z)
     return linear_solve(atuple((-B.jvp(v), x, z)), solution.op)
 
 
@@ -266,6 +266,7 @@ class Solution:
         )
         self.F, self.x, self.z, self.n, self.sign = F, self.lin.x, self.lin.z, self.lin.n, sign
         self.log = []
+        self._x_products = None
         self.op = _Operator(F, self.lin.system, self.solver, self.log)
         self.certificate = None
         by_factor = getattr(self.solver, "certificate", None)
@@ -279,6 +280,19 @@ class Solution:
                 forms_matrix=self.solver.forms_matrix,
                 allow_singular=self.solver.minimum_norm,
             )
+
+    def x_products(self, x=None, z=None):
+        """Products with ``B = dF/dx`` at ``(x, z)``. At this solution's own numeric point
+        ``F`` is traced once and reused by every later VJP, JVP and Jacobian row (e.g. by
+        ``autograd.jacobian`` through ``argmin``); a traced ``x`` or ``z`` (a higher-order
+        derivative) gets fresh, traced products."""
+        x = self.x if x is None else x
+        z = self.z if z is None else z
+        if is_traced(x) or is_traced(z):
+            return _XProducts(self.F, x, z)
+        if self._x_products is None:
+            self._x_products = _XProducts(self.F, x, z)
+        return self._x_products
 
     @property
     def system(self):
@@ -316,24 +330,25 @@ class Solution:
         """``u^T dz/dx`` for ``u`` of shape (n,): the structure of ``x``. Traceable: pass
         the traced ``x`` to differentiate the result again."""
         x = self.x if x is None else x
-        B = _XProducts(self.F, x, self.z)
+        B = self.x_products(x)
         return B.vjp(linear_solve(atuple((-u, x, self.z)), self.op.T))
 
     def jvp(self, v, x=None):
         """``dz/dx v`` for ``v`` of the structure of ``x``: an array (n,)."""
         x = self.x if x is None else x
-        B = _XProducts(self.F, x, self.z)
+        B = self.x_products(x)
         return linear_solve(atuple((-B.jvp(v), x, self.z)), self.op)
 
     def jacobian(self):
         """``dz/dx`` as an ``n x m`` array over the flattened ``x`` (``m`` entries), with
-        whichever of forward or reverse needs fewer solves (one dense factorisation)."""
+        whichever of forward or reverse needs fewer solves; with a factorising solver (dense
+        or sparse) one multi-column back-substitution after one factorisation."""
         flat_x, unflatten = flatten(self.x)
         m = flat_x.size
-        B = _XProducts(self.F, self.x, self.z)
+        B = self.x_products()
         eye = onp.eye(self.n)
         rows = onp.stack([flatten(B.vjp(e))[0] for e in eye]) if self.n else onp.zeros((0, m))
-        if m <= self.n or self.solver.forms_matrix:
+        if m <= self.n or self.solver.forms_matrix or hasattr(self.solver, "factor"):
             return onp.asarray(self.op.solve(-rows.reshape(self.n, m)), dtype=float)
         W = self.op.T.solve(-eye)
         return W.T @ rows  # row i of J is -(A^{-T} e_i)^T B
