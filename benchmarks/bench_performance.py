@@ -123,9 +123,10 @@ def iterations(p):
     return rows
 
 
-def jacobian_cost(repeat):
-    """Full Jacobian at n = 1000 against 1000 separate hypergradients (chain, sparse)."""
-    p = Chain(1000)
+def jacobian_cost(repeat, n=1000):
+    """Full Jacobian at ``n`` against ``n`` separate hypergradients (chain, sparse):
+    ``(seconds of one hypergradient, seconds of the Jacobian, its max relative error)``."""
+    p = Chain(n)
     opts = dict(hess_sparsity=p.hess_sparsity, solver="sparse")
     one, _ = timed(lambda: hypergradient(p, opts)(p.x), repeat)
     J_fun = jacobian(lambda x: al.argmin(p.f, x, p.y0, forward=p.forward, **opts))
