@@ -29,6 +29,8 @@ differentiates its reverse pass.
 
 from __future__ import annotations
 
+import copy
+
 import autograd.numpy as anp
 import numpy as onp
 from autograd import grad, make_jvp, make_vjp
@@ -39,7 +41,7 @@ from autograd.tracer import getval, isbox
 
 from . import certify as _certify
 from .exceptions import InputError, NonFiniteError, ShapeError
-from .linsolve import LinearSystem, SolveInfo, get_solver
+from .linsolve import LinearSystem, SolveInfo, _Krylov, get_solver
 
 __all__ = [
     "Linearization",
@@ -304,10 +306,27 @@ class Solution:
         return self.lin.residual
 
     def newton_step(self):
-        """``-A^{-1} F(x, z)``: the first-order distance to the exact solution."""
+        """``-A^{-1} F(x, z)``: the first-order distance to the exact solution.
+
+        It decides acceptance and polishes ``z``, so it needs a few correct digits, not
+        ten: a Krylov solver runs with ``rtol = min(1e-4, 1e-3 / condition)`` (or its own
+        ``rtol`` if tighter), where ``condition`` is the certificate's estimate, so that the
+        step's relative error is below about a thousandth (a Lanczos estimate of
+        ``condition`` errs low, hence the margin). Without a certificate the
+        solver's own ``rtol`` is kept."""
         if not onp.any(self.residual):
             return onp.zeros(self.n)
-        w, info = self.solver(self.system, -self.residual)
+        solver = self.solver
+        if (
+            isinstance(solver, _Krylov)
+            and self.certificate is not None
+            and onp.isfinite(self.certificate.condition)
+        ):
+            rtol = min(1e-4, 1e-3 / max(self.certificate.condition, 1.0))
+            if rtol > solver.rtol:
+                solver = copy.copy(solver)
+                solver.rtol = rtol
+        w, info = solver(self.system, -self.residual)
         return w
 
     def info(self):
