@@ -20,6 +20,8 @@ disagree, :class:`HessianMismatchError` says which argument is wrong.
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as onp
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
@@ -51,6 +53,26 @@ def user_hessian(hess=None, hessp=None, hess_sparsity=None, *, n=None, yshape=No
     return UserHessian(hess, hessp, hess_sparsity, n=n, yshape=yshape)
 
 
+_COMPRESSIONS = {}  # id(pattern) -> (weak reference to the pattern, its HessianCompression)
+
+
+def compression_for(pattern, n):
+    """The :class:`~argminlib.sparse.HessianCompression` of ``pattern``, computed once per
+    pattern object (``argmin`` builds a new problem at every call; the colouring of a 10^6
+    pattern takes longer than the solve). Kept while the pattern object lives."""
+    key = id(pattern)
+    hit = _COMPRESSIONS.get(key)
+    if hit is not None and hit[0]() is pattern and hit[1].n == n:
+        return hit[1]
+    comp = HessianCompression(pattern, n)
+    try:
+        ref = weakref.ref(pattern, lambda _, key=key: _COMPRESSIONS.pop(key, None))
+    except TypeError:  # not weakly referenceable (a nested list): no cache
+        return comp
+    _COMPRESSIONS[key] = (ref, comp)
+    return comp
+
+
 class UserHessian:
     """The user's ``hess`` / ``hessp`` / ``hess_sparsity`` for one problem (the column
     groups of the pattern are computed once, here)."""
@@ -66,7 +88,7 @@ class UserHessian:
         self.hess, self.hessp, self.n, self.yshape = hess, hessp, int(n), tuple(yshape)
         self.compression = None
         if hess_sparsity is not None:
-            self.compression = HessianCompression(hess_sparsity, self.n)
+            self.compression = compression_for(hess_sparsity, self.n)
 
     def at(self, x, z, autograd_hvp):
         """The products (and possibly the matrix) of ``f_YY`` at ``(x, z)``: a

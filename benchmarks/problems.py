@@ -111,6 +111,12 @@ class Chain:
         rows = onp.r_[onp.arange(n), onp.arange(n - 1), onp.arange(1, n)]
         cols = onp.r_[onp.arange(n), onp.arange(1, n), onp.arange(n - 1)]
         self.hess_sparsity = sp.csr_matrix((onp.ones(rows.size, bool), (rows, cols)), (n, n))
+        self.hess_sparsity.sort_indices()
+        # positions of the diagonal, upper and lower entries in the CSR data
+        start = self.hess_sparsity.indptr[:-1]
+        self._diag = start + (onp.arange(n) > 0)
+        self._upper = self._diag[:-1] + 1
+        self._lower = start[1:]
 
     def f(self, x, y):
         d = anp.diff(y)
@@ -155,16 +161,12 @@ class Chain:
         return -onp.exp(x) * onp.diff(lam) * onp.diff(y)
 
     def hess(self, x, y):
-        """``f_YY`` as a CSR matrix (built directly: rows ``i`` hold ``i-1, i, i+1``)."""
+        """``f_YY`` as a CSR matrix on the (fixed) structure of ``hess_sparsity``."""
         d, e = self._bands(x)
-        n = self.n
-        data = onp.empty(3 * n - 2)
-        data[0::3], data[1::3], data[2::3] = d, e, e  # diagonal, right, then next row's left
-        rows = onp.empty(3 * n - 2, dtype=onp.int64)
-        rows[0::3], rows[1::3], rows[2::3] = onp.arange(n), onp.arange(n - 1), onp.arange(1, n)
-        cols = onp.empty(3 * n - 2, dtype=onp.int64)
-        cols[0::3], cols[1::3], cols[2::3] = onp.arange(n), onp.arange(1, n), onp.arange(n - 1)
-        return sp.csr_matrix((data, (rows, cols)), shape=(n, n))
+        data = onp.empty(3 * self.n - 2)
+        data[self._diag], data[self._upper], data[self._lower] = d, e, e
+        P = self.hess_sparsity
+        return sp.csr_matrix((data, P.indices, P.indptr), shape=P.shape)
 
     def hessp(self, x, y, v):
         w = onp.exp(x)
