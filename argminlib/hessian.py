@@ -135,7 +135,7 @@ class _AtPoint:
                     "hess must return an array, a scipy.sparse matrix or a LinearOperator, "
                     f"not {type(H).__name__}"
                 )
-            H = H.astype(float)
+            H = onp.asarray(H, dtype=float)  # no copy when it is already float
             if n == 1 and H.size == 1:
                 H = H.reshape(1, 1)
         if H.shape != (n, n):

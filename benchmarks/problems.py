@@ -86,13 +86,21 @@ class Ridge:
         lam = onp.linalg.solve(H, y - self.y_val)
         return -lam * onp.exp(x) * y
 
+    @property
+    def gram(self):
+        """``X^T X``, computed once: what a user's ``hess`` would precompute (it does not
+        depend on ``x``; the forward solve and the floor form it at every call)."""
+        if getattr(self, "_gram", None) is None:
+            self._gram = self.X.T @ self.X
+        return self._gram
+
     def hess(self, x, y):
-        H = self.X.T @ self.X
+        H = self.gram.copy()
         H[onp.diag_indices(self.n)] += onp.exp(x)
         return H
 
     def hessp(self, x, y, v):
-        return self.X.T @ (self.X @ v) + onp.exp(x) * v
+        return self.gram @ v + onp.exp(x) * v
 
 
 class Chain:

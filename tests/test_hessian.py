@@ -202,3 +202,25 @@ def test_constraints_refuse_user_hessians():
         al.CG(preconditioner="magic")
     with pytest.raises(al.InputError):
         al.Sparse("magic")
+
+
+def test_dense_cholesky_certificate_for_an_assembled_hessian():
+    p = Ridge(15, seed=5)
+    prob = al.Unconstrained(p.f, p.y0, hess=p.hess)
+    y = p.solution(p.x)
+    _, info = prob.vjp(p.x, y, y, return_info=True)
+    cert = info.certificate
+    assert cert.method == "cholesky"
+    eig = onp.linalg.eigvalsh(p.hess(p.x, y))
+    assert cert.lowest <= 1.0001 * eig[0] and cert.highest >= eig[-1]  # 1-norm bounds
+
+    def hess_saddle(x, y):
+        return onp.diag([1.0, -1.0, 2.0])
+
+    def f_saddle(x, y):
+        return 0.5 * (y[0] ** 2 - y[1] ** 2 + 2 * y[2] ** 2) + x * y[0]
+
+    with pytest.raises(al.CurvatureError, match="saddle"):
+        al.Unconstrained(f_saddle, onp.zeros(3), hess=hess_saddle).vjp(
+            0.0, onp.zeros(3), onp.ones(3)
+        )
