@@ -45,7 +45,10 @@ lint: $(STAMP)
 test: $(STAMP) lint book
 	$(BIN)/python -m pytest -q
 
+# The performance table (time / analytic floor, per method and size; about 5 minutes) and
+# the older FD-vs-implicit hypergradient table. BENCH_FLAGS=--quick for a short run.
 bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_performance.py $(BENCH_FLAGS)
 	$(BIN)/python benchmarks/bench_hypergradient.py
 
 clean:

@@ -9,7 +9,7 @@ closed forms. Modules, each importing only the ones above it: ``exceptions``,
 ``fd``.
 """
 
-from . import bilevel, softmax
+from . import bilevel, softmax, sparse
 from .api import argmax, argmin, problem_for
 from .bilevel import History, gradient_descent, lbfgs, minimize_upper
 from .certify import Certificate, Certify, lanczos
@@ -38,6 +38,7 @@ from .exceptions import (
 )
 from .fd import fd_grad, fd_jacobian, fd_jvp, max_error
 from .forward import barrier_objective, barrier_solve, newton, slsqp, stationary_point
+from .hessian import HessianMismatchError
 from .implicit import Linearization, Solution, fixed_point, linear_solve, root
 from .inequality import Barrier, Inequality, active_set, lemma_4_2
 from .linsolve import (
@@ -49,6 +50,7 @@ from .linsolve import (
     LinearSystem,
     NullSpace,
     SolveInfo,
+    Sparse,
     get_solver,
 )
 from .partials import f_XY, f_Y, f_YY
@@ -81,6 +83,7 @@ __all__ = [
     "ConstraintError",
     "InfeasibleError",
     "DegenerateConstraintWarning",
+    "HessianMismatchError",
     # the paper's notation
     "f_Y",
     "f_YY",
@@ -94,6 +97,8 @@ __all__ = [
     "MINRES",
     "GMRES",
     "NullSpace",
+    "Sparse",
+    "sparse",
     "get_solver",
     # certification
     "Certify",

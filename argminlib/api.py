@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .equality import Equality
+from .exceptions import InputError
 from .inequality import Inequality
 from .unconstrained import Unconstrained
 
@@ -13,14 +14,34 @@ def problem_for(f, y0, *, mode="min", eq=None, ineq=None, **options):
     """The problem object :func:`argmin` would solve: :class:`~argminlib.Unconstrained`,
     :class:`~argminlib.Equality` (``eq`` given) or :class:`~argminlib.Inequality`
     (``ineq`` given)."""
+    user = {k: options.pop(k) for k in ("hess", "hessp", "hess_sparsity") if k in options}
+    if any(v is not None for v in user.values()) and (eq is not None or ineq is not None):
+        raise InputError(
+            "hess, hessp and hess_sparsity are supported for unconstrained problems only (with "
+            "constraints the linear systems are KKT matrices); leave them out."
+        )
     if ineq is not None:
         return Inequality(f, ineq, y0, eq=eq, mode=mode, **options)
     if eq is not None:
         return Equality(f, eq, y0, mode=mode, **options)
-    return Unconstrained(f, y0, mode=mode, **options)
+    return Unconstrained(f, y0, mode=mode, **options, **user)
 
 
-def argmin(f, x, y0, *, eq=None, ineq=None, solver="dense", tol=1e-6, forward=None, certify=True):
+def argmin(
+    f,
+    x,
+    y0,
+    *,
+    eq=None,
+    ineq=None,
+    solver="dense",
+    tol=1e-6,
+    forward=None,
+    certify=True,
+    hess=None,
+    hessp=None,
+    hess_sparsity=None,
+):
     """``argmin_y f(x, y)`` from the start ``y0``, as an autograd primitive.
 
     ``autograd.grad`` (or ``jacobian``, ``make_jvp``, ``hessian``) of any function of the
@@ -38,12 +59,33 @@ def argmin(f, x, y0, *, eq=None, ineq=None, solver="dense", tol=1e-6, forward=No
     then the problem is an :class:`~argminlib.Equality` or (exact, active-set)
     :class:`~argminlib.Inequality` problem; for the log-barrier approximation use
     :class:`~argminlib.Barrier`.
+
+    ``hess(x, y)``, ``hessp(x, y, v)`` and ``hess_sparsity`` (scipy's names) give ``f_YY``
+    for the linear solves and the certificate (unconstrained problems; see
+    :class:`~argminlib.Unconstrained`): e.g. ``hess_sparsity=pattern, solver="sparse"``
+    recovers the sparse Hessian from a few products and factorises it once.
     """
     options = {"solver": solver, "tol": tol, "forward": forward, "certify": certify}
+    options.update(hess=hess, hessp=hessp, hess_sparsity=hess_sparsity)
     return problem_for(f, y0, mode="min", eq=eq, ineq=ineq, **options)(x)
 
 
-def argmax(f, x, y0, *, eq=None, ineq=None, solver="dense", tol=1e-6, forward=None, certify=True):
+def argmax(
+    f,
+    x,
+    y0,
+    *,
+    eq=None,
+    ineq=None,
+    solver="dense",
+    tol=1e-6,
+    forward=None,
+    certify=True,
+    hess=None,
+    hessp=None,
+    hess_sparsity=None,
+):
     """``argmax_y f(x, y)``: as :func:`argmin`, with a negative definite Hessian."""
     options = {"solver": solver, "tol": tol, "forward": forward, "certify": certify}
+    options.update(hess=hess, hessp=hessp, hess_sparsity=hess_sparsity)
     return problem_for(f, y0, mode="max", eq=eq, ineq=ineq, **options)(x)

@@ -43,6 +43,9 @@ from .exceptions import (
 
 __all__ = ["Certify", "Certificate", "certify", "as_certify", "lanczos"]
 
+#: Lanczos keeps every vector orthogonal to all previous ones up to this ``steps * dim``
+FULL_REORTHOGONALIZATION = 2 * 10**6
+
 
 @dataclass(frozen=True)
 class Certify:
@@ -112,34 +115,44 @@ class Certificate:
 
 def lanczos(matvec, dim, steps, seed=0, project=None):
     """``steps`` Lanczos iterations on the symmetric operator ``matvec`` (vectors of length
-    ``dim``), fully reorthogonalised, restarted at random on breakdown (so ``dim`` steps give
-    the whole spectrum). ``project`` maps a vector onto the subspace to work in.
+    ``dim``), fully reorthogonalised (when ``steps * dim`` is at most
+    ``FULL_REORTHOGONALIZATION``; above, each vector is orthogonalised against the previous
+    two only, the three-term recurrence, whose extreme Ritz values stay accurate in floating
+    point (Paige) at ``O(dim)`` instead of ``O(dim steps)`` work per step), restarted at
+    random on breakdown (so ``dim`` steps give the whole spectrum). ``project`` maps a
+    vector onto the subspace to work in.
 
-    Returns ``(ritz_values, ritz_vectors, products)``, values ascending."""
+    Returns ``(ritz_values, ritz_vectors, products)``, values ascending; ``ritz_vectors`` has
+    a column per value with full reorthogonalisation, else the lowest and highest only."""
     proj = project or (lambda v: v)
     rng = onp.random.default_rng(seed)
     k = max(0, int(steps))
-    Q, alpha, beta = [], [], []
+    full = k * dim <= FULL_REORTHOGONALIZATION
+    Q = onp.empty((max(k, 1), dim))  # the Lanczos vectors as rows, filled in place
+    alpha, beta = [], []
     q = proj(rng.standard_normal(dim))
     q /= onp.linalg.norm(q)
     products, scale = 0, 0.0
     for j in range(k):
-        Q.append(q)
+        Q[j] = q
         w = onp.asarray(matvec(q), dtype=float).reshape(-1)
         products += 1
         a = float(q @ w)
         alpha.append(a)
         if j == k - 1:
             break
-        B = onp.array(Q)
-        w = proj(w - B.T @ (B @ w))
-        w = proj(w - B.T @ (B @ w))
+        B = Q[: j + 1] if full else Q[max(0, j - 1) : j + 1]
+        before = float(onp.linalg.norm(w))
+        w = proj(_orthogonalize(w, B))
         b = float(onp.linalg.norm(w))
+        if b < 0.7 * before:  # cancellation: Gram-Schmidt once more ("twice is enough")
+            w = proj(_orthogonalize(w, B))
+            b = float(onp.linalg.norm(w))
         scale = max(scale, abs(a), b)
         if b <= 1e-10 * max(scale, onp.finfo(float).tiny):  # invariant subspace: restart
             w = proj(rng.standard_normal(dim))
             for _ in range(2):
-                w = proj(w - B.T @ (B @ w))
+                w = proj(_orthogonalize(w, Q[: j + 1]))
             nw = float(onp.linalg.norm(w))
             if nw <= 1e-8:  # the whole space is spanned
                 break
@@ -153,7 +166,18 @@ def lanczos(matvec, dim, steps, seed=0, project=None):
         vals, vecs = onp.array(alpha), onp.ones((1, 1))
     else:
         vals, vecs = sla.eigh_tridiagonal(onp.array(alpha), onp.array(beta[: m - 1]))
-    return vals, onp.array(Q[:m]).T @ vecs, products
+    if not full and m > 2:
+        vecs = vecs[:, [0, m - 1]]
+    return vals, Q[:m].T @ vecs, products
+
+
+def _orthogonalize(w, B):
+    """``w - B^T (B w)`` for the orthonormal rows ``B`` (a few rows: as vector operations)."""
+    if B.shape[0] <= 2:
+        for q in B:
+            w = w - float(q @ w) * q
+        return w
+    return w - B.T @ (B @ w)
 
 
 def _kkt_parts(system):
@@ -241,7 +265,7 @@ def certify(system, sign, config, *, forms_matrix=False, allow_singular=False):
         bool(exact),
         int(products),
         int(dim),
-        vecs[:, k] if vecs.size else None,
+        vecs[:, 0 if k == 0 else -1] if vecs.size else None,
     )
     _judge(system, sign, cert, config, allow_singular, vals)
     return cert
@@ -251,7 +275,7 @@ def _where(system):
     return " on the null space of the active constraints' Jacobian" if system.kkt_rows else ""
 
 
-def _judge(system, sign, cert, config, allow_singular, vals):
+def _judge(system, sign, cert, config, allow_singular, vals=None):
     big = max(abs(cert.lowest), abs(cert.highest), onp.finfo(float).tiny)
     zero = max(100, cert.space) * onp.finfo(float).eps * big
     how = "" if cert.exact else f" (Lanczos estimate, {cert.products} products)"
@@ -281,7 +305,8 @@ def _judge(system, sign, cert, config, allow_singular, vals):
             raise CurvatureError(msg, eigenvalue=sign * lo, certificate=cert)
         if lo <= zero:
             if allow_singular:
-                _check_nonzero(system, vals, zero, big, config, how)
+                spectrum = [cert.lowest, cert.highest] if vals is None else vals
+                _check_nonzero(system, spectrum, zero, big, config, how)
                 return
             against = (
                 f"against largest |eigenvalue| {big:.3e}"
@@ -308,7 +333,8 @@ def _judge(system, sign, cert, config, allow_singular, vals):
         return
     small = cert.smallest
     if small <= zero and allow_singular:
-        _check_nonzero(system, vals, zero, big, config, how)
+        spectrum = [cert.lowest, cert.highest] if vals is None else vals
+        _check_nonzero(system, spectrum, zero, big, config, how)
         return
     if small <= zero:
         raise SingularHessianError(
@@ -331,7 +357,7 @@ def _check_nonzero(system, vals, zero, big, config, how):
     """For the minimum-norm derivative (``lstsq``): the eigenvalues treated as zero must be
     round-off, and the others well away from zero; otherwise the minimum-norm answer differs
     from the true derivative of a merely ill-conditioned matrix."""
-    a = onp.abs(onp.asarray(vals, dtype=float))
+    a = onp.abs(onp.asarray(vals, dtype=float)).reshape(-1)
     a = a[a > zero]
     small = float(a.min()) if a.size else onp.inf
     if small <= config.rcond * big:

@@ -29,6 +29,8 @@ differentiates its reverse pass.
 
 from __future__ import annotations
 
+import copy
+
 import autograd.numpy as anp
 import numpy as onp
 from autograd import grad, make_jvp, make_vjp
@@ -39,7 +41,7 @@ from autograd.tracer import getval, isbox
 
 from . import certify as _certify
 from .exceptions import ArgminError, InputError, NonFiniteError, ShapeError
-from .linsolve import LinearSystem, SolveInfo, get_solver
+from .linsolve import LinearSystem, SolveInfo, _Krylov, get_solver
 
 __all__ = [
     "Linearization",
@@ -82,9 +84,13 @@ def _reverse_over_reverse(vjp, n, v, like):
 class Linearization:
     """``F`` linearised at the numeric point ``(x, z)``: the residual ``F(x, z)`` and
     ``A = dF/dz`` as a :class:`~argminlib.LinearSystem` of autograd products (one forward
-    pass of ``F``, then one backward pass per product)."""
+    pass of ``F``, then one backward pass per product).
 
-    def __init__(self, F, x, z, *, symmetric, sign=0, kkt_rows=0, name="dF/dz"):
+    ``hessian``: a :class:`argminlib.hessian.UserHessian` (the user's ``hess``, ``hessp`` or
+    ``hess_sparsity``; symmetric ``A`` only): its products, or its matrix, replace autograd's
+    in the numeric solves, after one comparison with autograd's product."""
+
+    def __init__(self, F, x, z, *, symmetric, sign=0, kkt_rows=0, name="dF/dz", hessian=None):
         xv = plain(x)
         zv = onp.asarray(getval(z), dtype=float).reshape(-1)
         n = zv.size
@@ -108,6 +114,19 @@ class Linearization:
             return onp.asarray(_reverse_over_reverse(vjp_z, n, v, zv), dtype=float)
 
         self.F, self.x, self.z, self.n, self.residual = F, xv, zv, n, r.astype(float)
+        if hessian is not None:
+            if not symmetric or kkt_rows:
+                raise InputError("hess, hessp and hess_sparsity serve a symmetric Hessian only")
+            user = hessian.at(xv, zv, rmatvec)
+            self.system = LinearSystem(
+                n,
+                user.matvec,
+                symmetric=True,
+                sign=sign,
+                name=name,
+                assembled=user.assembled,
+            )
+            return
         self.system = LinearSystem(
             n,
             rmatvec if symmetric else matvec,
@@ -194,12 +213,12 @@ def _attach(x, solution):
 
 
 def _attach_vjp(z, x, solution):
-    B = _XProducts(solution.F, x, z)
+    B = solution.x_products(x, z)
     return lambda u: B.vjp(linear_solve(atuple((-u, x, z)), solution.op.T))
 
 
 def _attach_jvp(v, z, x, solution):
-    B = _XProducts(solution.F, x, z)
+    B = solution.x_products(x, z)
     return linear_solve(atuple((-B.jvp(v), x, z)), solution.op)
 
 
@@ -221,9 +240,11 @@ class Solution:
         null space if ``kkt_rows``), a maximum, or any nonsingular root.
     kkt_rows : int
         Number of trailing multipliers (``dF/dz`` is a KKT matrix).
-    solver : a linear solver (see :func:`argminlib.get_solver`).
+    solver : a linear solver (see :func:`argminlib.get_solver`); a solver with a
+        ``certificate`` method (:class:`~argminlib.Sparse`) certifies by its factorisation.
     certify : ``True`` (default), ``False``, a method name or :class:`argminlib.Certify`.
     name : str, what ``dF/dz`` is, for messages.
+    hessian : the user's second derivatives (see :class:`Linearization`), or ``None``.
     """
 
     def __init__(
@@ -238,17 +259,22 @@ class Solution:
         solver="dense",
         certify=True,
         name="Jacobian dF/dz of the optimality conditions",
+        hessian=None,
     ):
         self.solver = get_solver(solver)
         self.config = _certify.as_certify(certify)
         self.lin = Linearization(
-            F, x, z, symmetric=symmetric, sign=sign, kkt_rows=kkt_rows, name=name
+            F, x, z, symmetric=symmetric, sign=sign, kkt_rows=kkt_rows, name=name, hessian=hessian
         )
         self.F, self.x, self.z, self.n, self.sign = F, self.lin.x, self.lin.z, self.lin.n, sign
         self.log = []
+        self._x_products = None
         self.op = _Operator(F, self.lin.system, self.solver, self.log)
         self.certificate = None
-        if self.config is not None:
+        by_factor = getattr(self.solver, "certificate", None)
+        if self.config is not None and by_factor is not None:
+            self.certificate = by_factor(self.lin.system, sign, self.config, _certify.certify)
+        if self.config is not None and self.certificate is None:
             self.certificate = _certify.certify(
                 self.lin.system,
                 sign,
@@ -256,6 +282,19 @@ class Solution:
                 forms_matrix=self.solver.forms_matrix,
                 allow_singular=self.solver.minimum_norm,
             )
+
+    def x_products(self, x=None, z=None):
+        """Products with ``B = dF/dx`` at ``(x, z)``. At this solution's own numeric point
+        ``F`` is traced once and reused by every later VJP, JVP and Jacobian row (e.g. by
+        ``autograd.jacobian`` through ``argmin``); a traced ``x`` or ``z`` (a higher-order
+        derivative) gets fresh, traced products."""
+        x = self.x if x is None else x
+        z = self.z if z is None else z
+        if is_traced(x) or is_traced(z):
+            return _XProducts(self.F, x, z)
+        if self._x_products is None:
+            self._x_products = _XProducts(self.F, x, z)
+        return self._x_products
 
     @property
     def system(self):
@@ -267,10 +306,27 @@ class Solution:
         return self.lin.residual
 
     def newton_step(self):
-        """``-A^{-1} F(x, z)``: the first-order distance to the exact solution."""
+        """``-A^{-1} F(x, z)``: the first-order distance to the exact solution.
+
+        It decides acceptance and polishes ``z``, so it needs a few correct digits, not
+        ten: a Krylov solver runs with ``rtol = min(1e-4, 1e-3 / condition)`` (or its own
+        ``rtol`` if tighter), where ``condition`` is the certificate's estimate, so that the
+        step's relative error is below about a thousandth (a Lanczos estimate of
+        ``condition`` errs low, hence the margin). Without a certificate the
+        solver's own ``rtol`` is kept."""
         if not onp.any(self.residual):
             return onp.zeros(self.n)
-        w, info = self.solver(self.system, -self.residual)
+        solver = self.solver
+        if (
+            isinstance(solver, _Krylov)
+            and self.certificate is not None
+            and onp.isfinite(self.certificate.condition)
+        ):
+            rtol = min(1e-4, 1e-3 / max(self.certificate.condition, 1.0))
+            if rtol > solver.rtol:
+                solver = copy.copy(solver)
+                solver.rtol = rtol
+        w, info = solver(self.system, -self.residual)
         return w
 
     def info(self):
@@ -293,24 +349,25 @@ class Solution:
         """``u^T dz/dx`` for ``u`` of shape (n,): the structure of ``x``. Traceable: pass
         the traced ``x`` to differentiate the result again."""
         x = self.x if x is None else x
-        B = _XProducts(self.F, x, self.z)
+        B = self.x_products(x)
         return B.vjp(linear_solve(atuple((-u, x, self.z)), self.op.T))
 
     def jvp(self, v, x=None):
         """``dz/dx v`` for ``v`` of the structure of ``x``: an array (n,)."""
         x = self.x if x is None else x
-        B = _XProducts(self.F, x, self.z)
+        B = self.x_products(x)
         return linear_solve(atuple((-B.jvp(v), x, self.z)), self.op)
 
     def jacobian(self):
         """``dz/dx`` as an ``n x m`` array over the flattened ``x`` (``m`` entries), with
-        whichever of forward or reverse needs fewer solves (one dense factorisation)."""
+        whichever of forward or reverse needs fewer solves; with a factorising solver (dense
+        or sparse) one multi-column back-substitution after one factorisation."""
         flat_x, unflatten = flatten(self.x)
         m = flat_x.size
-        B = _XProducts(self.F, self.x, self.z)
+        B = self.x_products()
         eye = onp.eye(self.n)
         rows = onp.stack([flatten(B.vjp(e))[0] for e in eye]) if self.n else onp.zeros((0, m))
-        if m <= self.n or self.solver.forms_matrix:
+        if m <= self.n or self.solver.forms_matrix or hasattr(self.solver, "factor"):
             return onp.asarray(self.op.solve(-rows.reshape(self.n, m)), dtype=float)
         W = self.op.T.solve(-eye)
         return W.T @ rows  # row i of J is -(A^{-T} e_i)^T B

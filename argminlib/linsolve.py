@@ -15,6 +15,9 @@ differentiable (any order) by the implicit function theorem applied to ``A w - b
   curvature ``p^T A p`` is seen), :class:`MINRES` and :class:`GMRES` (scipy's) never form
   ``A``.
 * :class:`NullSpace` solves a KKT system by CG on the reduced Hessian.
+* :class:`Sparse` factorises an assembled sparse ``A`` once (:func:`argminlib.sparse.factorize`:
+  tridiagonal or banded Cholesky/LU, CHOLMOD, ``splu``) and serves every right-hand side
+  from the factor.
 * a plain function ``solve(matvec, b) -> w`` is accepted too (see :func:`get_solver`).
 
 A solver declares what it can do with class attributes: ``forms_matrix`` (it builds the
@@ -31,9 +34,11 @@ from dataclasses import dataclass, replace
 
 import numpy as onp
 import scipy.linalg as sla
+import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from autograd.tracer import getval
 
+from . import sparse as _sparse
 from .exceptions import InputError, LinearSolveError, NonFiniteError, ShapeError
 
 __all__ = [
@@ -45,6 +50,7 @@ __all__ = [
     "MINRES",
     "GMRES",
     "NullSpace",
+    "Sparse",
     "get_solver",
 ]
 
@@ -109,10 +115,23 @@ class LinearSystem:
         space of ``J``.
     name : str
         What ``A`` is, for messages ("Hessian f_YY", "KKT matrix", ...).
+    assembled : callable, optional
+        ``() -> A`` as a dense array or a ``scipy.sparse`` matrix, when ``A`` is known as a
+        matrix (a user's Hessian, or one recovered from a sparsity pattern): called at most
+        once, when a solver asks for the matrix, its diagonal or its sparse form.
     """
 
     def __init__(
-        self, n, matvec, rmatvec=None, *, symmetric=False, sign=0, kkt_rows=0, name="matrix"
+        self,
+        n,
+        matvec,
+        rmatvec=None,
+        *,
+        symmetric=False,
+        sign=0,
+        kkt_rows=0,
+        name="matrix",
+        assembled=None,
     ):
         self.n = int(n)
         self.matvec = matvec
@@ -123,6 +142,8 @@ class LinearSystem:
         self.name = name
         self.transposed = False
         self.cache = {}  # shared with the transposed view: factorisations, the dense matrix
+        if assembled is not None:
+            self.cache["assembled-by"] = assembled
 
     @property
     def T(self) -> LinearSystem:
@@ -135,8 +156,37 @@ class LinearSystem:
         t.kkt_rows, t.transposed, t.cache = self.kkt_rows, not self.transposed, self.cache
         return t
 
+    def assembled(self):
+        """``A`` as given by ``assembled`` (dense array or scipy.sparse, untransposed), or
+        ``None`` when ``A`` is known by its products only."""
+        if "assembled" not in self.cache:
+            make = self.cache.get("assembled-by")
+            A = None if make is None else make()
+            if A is not None and not onp.all(onp.isfinite(A.data if sp.issparse(A) else A)):
+                raise NonFiniteError(f"The {self.name} contains NaN or inf.")
+            self.cache["assembled"] = A
+        return self.cache["assembled"]
+
+    def sparse(self):
+        """``A`` as a scipy.sparse CSR matrix (transposed for the transposed view), or
+        ``None`` when it is not assembled."""
+        A = self.assembled()
+        if A is None:
+            return None
+        A = sp.csr_matrix(A) if not sp.isspmatrix_csr(A) else A
+        return A.T.tocsr() if self.transposed else A
+
+    def diagonal(self):
+        """The exact diagonal of ``A`` when it is assembled, else ``None``."""
+        A = self.assembled()
+        return None if A is None else _sparse.diagonal(A)
+
     def matrix(self):
-        """The dense ``A`` (numpy), formed once from ``n`` products and cached."""
+        """The dense ``A`` (numpy), formed once from ``n`` products (or from the assembled
+        matrix) and cached."""
+        if "matrix" not in self.cache and self.assembled() is not None:
+            A = self.assembled()
+            self.cache["matrix"] = onp.asarray(A.toarray() if sp.issparse(A) else A, dtype=float)
         if "matrix" not in self.cache:
             base = self if not self.transposed else self.T
             eye = onp.eye(self.n)
@@ -221,6 +271,10 @@ class LinearSolver:
         return onp.stack(cols, axis=1) if cols else onp.zeros((system.n, 0)), info
 
 
+#: from this size on, Dense certifies a definite system by its Cholesky factorisation
+CHOLESKY_CERTIFICATE_N = 500
+
+
 class Dense(LinearSolver):
     """Dense solve: form ``A`` once, factorise it once, serve every right-hand side.
 
@@ -291,6 +345,42 @@ class Dense(LinearSolver):
             system.cache[key] = fac
         return method, system.cache[key]
 
+    def certificate(self, system, sign, config, certify):
+        """For a definite system with ``certify="auto"``, when the matrix is assembled (a
+        user's ``hess``) or large (``n >= CHOLESKY_CERTIFICATE_N``): certify by the
+        Cholesky factorisation the solve needs anyway, instead of an eigendecomposition
+        (about ten times its cost). Success proves definiteness; the condition is LAPACK's
+        1-norm estimate (``pocon``), which bounds the 2-norm condition from above up to the
+        estimator's accuracy. A failed factorisation is explained by the dense
+        eigenvalues. Returns ``None`` (use ``certify``) otherwise."""
+        from .certify import Certificate, _judge
+
+        if (
+            config.method != "auto"
+            or self._method(system) != "cholesky"
+            or system.n == 0
+            or (system.assembled() is None and system.n < CHOLESKY_CERTIFICATE_N)
+        ):
+            return None
+        try:
+            _, (c, lower) = self.factor(system)
+        except LinearSolveError:
+            certify(system, sign, config, forms_matrix=True)
+            from .exceptions import CurvatureError
+
+            raise CurvatureError(
+                f"The Cholesky factorisation of the {system.name} failed: it is not "
+                f"{'positive' if sign > 0 else 'negative'} definite."
+            ) from None
+        A = system.matrix()
+        anorm = float(onp.max(onp.sum(onp.abs(A), axis=0)))
+        rcond, info = sla.lapack.dpocon(c, anorm, uplo="L" if lower else "U")
+        lo, hi = float(rcond) * anorm, anorm
+        low, high = (lo, hi) if sign > 0 else (-hi, -lo)
+        cert = Certificate("cholesky", low, high, lo, False, 0, system.n)
+        _judge(system, sign, cert, config, False)
+        return cert
+
     def _solve(self, system, b):
         method, fac = self.factor(system)
         if method == "cholesky":
@@ -311,10 +401,48 @@ class Dense(LinearSolver):
         return w, replace(info, solves=B.shape[1])
 
 
-def _preconditioner(M, n):
-    """``M`` (approximating ``A^{-1}``) as a function ``v -> M v``, shape-checked."""
+PRECONDITIONERS = ("auto", "jacobi", "ilu")
+
+
+def _named_preconditioner(name, system):
+    """``"auto"``: Jacobi when the diagonal of ``A`` is known exactly (an assembled matrix),
+    none otherwise; ``"jacobi"``: from the exact diagonal, or else an estimate from
+    ``JACOBI_PROBES`` products with random signs (``d ~ mean(v * A v)``); ``"ilu"``: an
+    incomplete LU of the assembled sparse matrix. Built once per system (cached)."""
+    key = ("preconditioner", name, system.transposed and name == "ilu")
+    if key not in system.cache:
+        d = system.diagonal()
+        if name == "auto":
+            M = None if d is None else _sparse.jacobi_preconditioner(d)
+        elif name == "jacobi":
+            if d is None:
+                rng = onp.random.default_rng(0)
+                V = rng.choice([-1.0, 1.0], size=(JACOBI_PROBES, system.n))
+                d = onp.mean([v * system.apply(v) for v in V], axis=0)
+            M = _sparse.jacobi_preconditioner(d)
+        else:
+            A = system.sparse()
+            if A is None:
+                raise InputError(
+                    "preconditioner='ilu' needs the matrix: pass hess= (an array or sparse "
+                    "matrix) or hess_sparsity=, or use preconditioner='jacobi'."
+                )
+            M = _sparse.ilu_preconditioner(A)
+        system.cache[key] = M
+    return system.cache[key]
+
+
+#: products spent on estimating the diagonal for preconditioner="jacobi" (no assembled matrix)
+JACOBI_PROBES = 8
+
+
+def _preconditioner(M, n, system=None):
+    """``M`` (approximating ``A^{-1}``) as a function ``v -> M v``, shape-checked; a name
+    (``"auto"``, ``"jacobi"``, ``"ilu"``) is built from ``system``."""
     if M is None:
         return None
+    if isinstance(M, str):
+        return _named_preconditioner(M, system)
     if hasattr(M, "shape") and not callable(getattr(M, "matvec", None)):
         if tuple(M.shape) != (n, n):
             raise ShapeError(
@@ -351,7 +479,7 @@ class _Krylov(LinearSolver):
     internal tolerance (at most three times).
     """
 
-    def __init__(self, rtol=1e-10, atol=0.0, maxiter=None, preconditioner=None):
+    def __init__(self, rtol=1e-10, atol=0.0, maxiter=None, preconditioner="auto"):
         cls = type(self).__name__
         if not (isinstance(rtol, numbers.Real) and 0 < rtol < 1):
             raise InputError(f"{cls}(rtol={rtol!r}): rtol must be a number in (0, 1)")
@@ -361,8 +489,15 @@ class _Krylov(LinearSolver):
             isinstance(maxiter, numbers.Integral) and not isinstance(maxiter, bool) and maxiter >= 1
         ):
             raise InputError(f"{cls}(maxiter={maxiter!r}): maxiter must be None or an integer >= 1")
+        if isinstance(preconditioner, str) and preconditioner not in PRECONDITIONERS:
+            raise InputError(
+                f"{cls}(preconditioner={preconditioner!r}): use one of {PRECONDITIONERS}, "
+                "None, a callable v -> M v, an n x n matrix or a LinearOperator"
+            )
         if preconditioner is not None and not (
-            callable(preconditioner) or hasattr(preconditioner, "shape")
+            isinstance(preconditioner, str)
+            or callable(preconditioner)
+            or hasattr(preconditioner, "shape")
         ):
             raise InputError(
                 f"{cls}: preconditioner must be a callable v -> M v, an n x n matrix or a "
@@ -376,7 +511,7 @@ class _Krylov(LinearSolver):
         if nb == 0:
             return onp.zeros_like(b), SolveInfo(self.name, 0, 0.0, True)
         target = max(self.rtol * nb, min(self.atol, 1e-3 * nb))
-        M = _preconditioner(self.preconditioner, system.n)
+        M = _preconditioner(self.preconditioner, system.n, system)
         w, rtol, iters, ritz, res, code = None, self.rtol, 0, None, onp.inf, 0
         for _ in range(4):
             try:
@@ -424,7 +559,11 @@ class CG(_Krylov):
     """Conjugate gradients for a definite system (an argmin's or argmax's Hessian).
 
     ``rtol``, ``atol``, ``maxiter`` (default ``10 n + 50``) and ``preconditioner``
-    (approximating ``A^{-1}``: a callable, an ``n x n`` matrix or a LinearOperator). For a
+    (approximating ``A^{-1}``: a callable, an ``n x n`` matrix or a LinearOperator; or a
+    name: ``"auto"``, the default, is Jacobi when the diagonal of ``A`` is known exactly
+    (a ``hess`` or ``hess_sparsity`` was given) and none otherwise; ``"jacobi"`` estimates
+    the diagonal from a few products when it is not known; ``"ilu"`` needs the sparse
+    matrix). For a
     system tagged negative definite CG runs on ``-A``. Unpreconditioned, the run's own
     Lanczos coefficients give Ritz values of ``A`` (``SolveInfo.ritz``); a direction with
     ``p^T A p`` of the wrong sign stops the run, which then fails as not converged.
@@ -590,6 +729,117 @@ class NullSpace(LinearSolver):
         return out, SolveInfo(f"nullspace-{info.method}", info.iterations, res, info.converged)
 
 
+class Sparse(LinearSolver):
+    """Sparse direct solve: factorise the assembled sparse ``A`` once, serve every
+    right-hand side (and the transposed system) by back-substitution.
+
+    ``A`` must be assembled: a user's ``hess`` (dense or sparse) or the Hessian recovered
+    from ``hess_sparsity`` with one product per column group. ``method``: ``"auto"``
+    (tridiagonal/banded Cholesky or LU after a reverse Cuthill-McKee ordering when the band
+    is narrow, CHOLMOD when scikit-sparse is installed, ``splu`` otherwise), ``"banded"``,
+    ``"cholmod"`` or ``"splu"``; see :func:`argminlib.sparse.factorize`. For a system
+    tagged definite the factorisation is a Cholesky one, so its success certifies the
+    curvature (:meth:`certificate`).
+    """
+
+    name = "sparse"
+
+    def __init__(self, method="auto"):
+        if method not in ("auto", "banded", "cholmod", "splu"):
+            raise InputError(
+                f"Sparse(method={method!r}): use 'auto', 'banded', 'cholmod' or 'splu'"
+            )
+        self.method = method
+
+    def _matrix(self, system):
+        A = system.assembled()
+        if A is None:
+            raise InputError(
+                f"solver='sparse' needs the {system.name} as a matrix: pass hess= (returning a "
+                "scipy.sparse matrix or an array) or hess_sparsity= (the pattern of nonzeros), "
+                "or use a Krylov solver such as 'cg'."
+            )
+        return sp.csr_matrix(A) if not sp.isspmatrix_csr(A) else A
+
+    def factor(self, system):
+        """The :class:`argminlib.sparse.Factor` of ``A`` (cached, shared with ``system.T``)."""
+        key = ("sparse", self.method)
+        if key not in system.cache:
+            definite = system.sign if (system.sign and not system.kkt_rows) else 0
+            try:
+                system.cache[key] = _sparse.factorize(
+                    self._matrix(system),
+                    definite if system.symmetric else 0,
+                    self.method,
+                    symmetric=system.symmetric,
+                )
+            except _sparse.FactorizationError as err:
+                raise LinearSolveError(
+                    f"The sparse factorisation ({err.method}) of the {system.name} failed: {err}."
+                ) from None
+        return system.cache[key]
+
+    def _solve(self, system, b):
+        fac = self.factor(system)
+        w = fac.solve(b, trans=system.transposed)
+        if not onp.all(onp.isfinite(w)):
+            raise LinearSolveError(f"The sparse solve with the {system.name} produced NaN or inf.")
+        r = system.sparse() @ w - b
+        res = (
+            max(_relative_residual(r[:, j], b[:, j]) for j in range(b.shape[1]))
+            if b.ndim == 2
+            else _relative_residual(r, b)
+        )
+        info = SolveInfo(
+            f"sparse-{fac.method}", 0, res, res <= 1e-6, b.shape[1] if b.ndim == 2 else 1
+        )
+        if not info.converged:
+            raise LinearSolveError(
+                f"The sparse {fac.method} solve with the {system.name} left relative residual "
+                f"{res:.1e}: the matrix is (nearly) singular.",
+                info=info,
+            )
+        return w, info
+
+    def _solve_many(self, system, B):
+        if B.shape[1] == 0:
+            return onp.zeros((system.n, 0)), SolveInfo(self.name, 0, 0.0, True, 0)
+        return self._solve(system, B)
+
+    def certificate(self, system, sign, config, certify):
+        """Certify a definite system by its Cholesky factorisation (its success proves
+        definiteness; a failure is explained by ``certify``'s Lanczos check, or reported
+        as not definite), with the smallest eigenvalue estimated by one step of inverse
+        iteration (enough to expose a tiny eigenvalue: the step multiplies its component
+        by its inverse) on the factor and the largest bounded by Gershgorin's theorem. Returns
+        ``None`` (use ``certify``) for a system not tagged definite."""
+        from .certify import Certificate, Certify, _judge
+
+        if not (sign and system.symmetric and not system.kkt_rows) or system.n == 0:
+            return None
+        try:
+            fac = self.factor(system)
+        except LinearSolveError as err:
+            certify(system, sign, Certify("lanczos", config.steps, config.rcond, config.seed))
+            from .exceptions import CurvatureError
+
+            raise CurvatureError(
+                f"{err} So y is not a strict local {'minimum' if sign > 0 else 'maximum'}."
+            ) from None
+        if fac.definite != sign:
+            return None
+        A = self._matrix(system)
+        v = fac.solve(onp.random.default_rng(config.seed).standard_normal(system.n))
+        v /= onp.linalg.norm(v)
+        lo = abs(float(v @ (A @ v)))
+        absA = sp.csr_matrix((onp.abs(A.data), A.indices, A.indptr), shape=A.shape)
+        hi = float(onp.max(absA @ onp.ones(system.n)))
+        low, high = (lo, hi) if sign > 0 else (-hi, -lo)
+        cert = Certificate(f"cholesky-{fac.method}", low, high, lo, False, 0, system.n)
+        _judge(system, sign, cert, config, False)
+        return cert
+
+
 class _Plain(LinearSolver):
     """Adapter for a user's plain ``solve(matvec, b) -> w`` function; the answer is checked
     (shape, type, finiteness, residual ``<= rtol ||b||``)."""
@@ -642,12 +892,13 @@ _NAMED = {
     "nullspace": lambda: NullSpace(),
     "minres": lambda: MINRES(),
     "gmres": lambda: GMRES(),
+    "sparse": lambda: Sparse(),
 }
 
 
 def get_solver(solver):
     """A solver object for ``solver``: a name (``"dense"``, ``"cholesky"``, ``"lu"``,
-    ``"lstsq"``, ``"cg"``, ``"minres"``, ``"gmres"``, ``"nullspace"``), a
+    ``"lstsq"``, ``"cg"``, ``"minres"``, ``"gmres"``, ``"nullspace"``, ``"sparse"``), a
     :class:`LinearSolver` (returned as it is) or a plain function ``solve(matvec, b) -> w``.
     ``None`` means ``"dense"``."""
     if solver is None:

@@ -131,6 +131,7 @@ class Problem:
     """
 
     symmetric = True
+    hessian = None  # the user's hess/hessp/hess_sparsity (argminlib.hessian.UserHessian)
     name = "Jacobian of the optimality conditions"
     what = "the optimality conditions"
     polish = 5
@@ -174,6 +175,7 @@ class Problem:
             solver=self.solver,
             certify=self.config if self.config is not None else False,
             name=self.name,
+            hessian=self.hessian,
         )
 
     def solution(self, x, cond, polish=0):

@@ -18,6 +18,7 @@ from autograd.tracer import getval
 
 from .exceptions import ShapeError
 from .forward import newton, stationary_point
+from .hessian import user_hessian
 from .partials import check_objective, f_XY, f_YY
 from .problem import Conditions, Problem, as_float_array
 
@@ -53,15 +54,36 @@ class Unconstrained(Problem):
         that leaves saddles) for min/max, :func:`~argminlib.stationary_point` for
         ``"stationary"``. Its answer is polished by at most five Newton steps.
     certify : ``True``, ``False`` or :class:`argminlib.Certify`: the second-order check.
+    hess, hessp, hess_sparsity : optional, scipy's names for ``f_YY``
+        ``hess(x, y)`` (array, scipy.sparse matrix or LinearOperator), ``hessp(x, y, v)``,
+        or the pattern of nonzeros of ``f_YY``; used by the linear solves and the
+        certificate, checked against autograd at each solution (see
+        :mod:`argminlib.hessian`). With a sparse ``hess`` or ``hess_sparsity``, use
+        ``solver="sparse"`` (one factorisation per solution) or a Krylov solver (then
+        Jacobi-preconditioned by default).
     """
 
     name = "Hessian f_YY"
     what = "the stationarity condition f_Y(x, y) = 0"
 
-    def __init__(self, f, y0, *, mode="min", solver="dense", tol=1e-6, forward=None, certify=True):
+    def __init__(
+        self,
+        f,
+        y0,
+        *,
+        mode="min",
+        solver="dense",
+        tol=1e-6,
+        forward=None,
+        certify=True,
+        hess=None,
+        hessp=None,
+        hess_sparsity=None,
+    ):
         self.f = f
         self.forward_solver = forward
         self.setup(y0, mode, solver, tol, certify)
+        self.hessian = user_hessian(hess, hessp, hess_sparsity, n=self.ny, yshape=self.yshape)
 
     def optimality(self, x, z):
         """``F(x, z) = f_Y(x, y)`` flattened, with ``y = reshape(z)``."""

@@ -86,7 +86,9 @@ def test_preconditioner_of_the_wrong_shape():
     with pytest.raises(al.ShapeError, match="preconditioner returned 2 values"):
         al.CG(preconditioner=lambda v: v[:2])(_system(A, +1), onp.ones(3))
     with pytest.raises(al.InputError, match="preconditioner must be"):
-        al.CG(preconditioner="jacobi")(_system(A, +1), onp.ones(3))
+        al.CG(preconditioner=3.0)(_system(A, +1), onp.ones(3))
+    with pytest.raises(al.InputError, match="foo"):
+        al.CG(preconditioner="foo")(_system(A, +1), onp.ones(3))
 
 
 def test_cg_ritz_values_estimate_the_spectrum():

@@ -114,6 +114,10 @@ def _kkt_problem():
 def test_kkt_wrong_inertia_is_refused(solver):
     """``Equality(mode="max")`` at a constrained minimum: refused by every solver."""
     f, h, x, y = _kkt_problem()
+    if solver in ("cholesky", "cg"):  # definite-only solvers may refuse a KKT matrix first
+        with pytest.raises((al.CurvatureError, al.InputError)):
+            al.Equality(f, h, y, mode="max", solver=solver).jacobian(x, y)
+        return
     with pytest.raises(al.CurvatureError, match="local minimum, not a maximum"):
         al.Equality(f, h, y, mode="max", solver=solver).jacobian(x, y)
 

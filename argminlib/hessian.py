@@ -1,0 +1,198 @@
+"""Second derivatives from the user, with ``scipy.optimize``'s names.
+
+``scipy.optimize.minimize`` takes ``hess`` and ``hessp``, ``least_squares`` takes
+``jac_sparsity``; argminlib takes the same for ``f_YY``:
+
+* ``hess(x, y)``: the Hessian over the flattened ``y``, as a dense array, a
+  ``scipy.sparse`` matrix or a ``scipy.sparse.linalg.LinearOperator``;
+* ``hessp(x, y, v)``: the product ``f_YY v`` (``v`` and the result of the shape of ``y``);
+* ``hess_sparsity``: the pattern of nonzeros of ``f_YY`` (scipy.sparse or an array): the
+  whole sparse Hessian is then recovered from one product per group of structurally
+  independent columns (:class:`argminlib.sparse.HessianCompression`; the products are
+  ``hessp``'s if given, autograd's otherwise).
+
+They serve the *numeric* linear solves and the certificate only: the derivatives of the
+solves (second-order derivatives through an argmin) still come from autograd, so a user's
+function never sees an autograd box. At every point where it is used, the user's Hessian is
+compared once with autograd's Hessian-vector product at a seeded random vector; if they
+disagree, :class:`HessianMismatchError` says which argument is wrong.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import numpy as onp
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+from .exceptions import InputError, NonFiniteError, ShapeError
+from .sparse import HessianCompression
+
+__all__ = ["HessianMismatchError", "UserHessian", "user_hessian"]
+
+#: relative difference from autograd's product above which the user's Hessian is refused
+CHECK_RTOL = 1e-6
+
+
+class HessianMismatchError(InputError):
+    """A user's ``hess``, ``hessp`` or ``hess_sparsity`` does not reproduce autograd's
+    Hessian-vector product of ``f`` at a random vector. Attributes ``argument`` (which one
+    is wrong) and ``difference`` (the relative difference)."""
+
+    def __init__(self, message, argument=None, difference=None):
+        super().__init__(message)
+        self.argument = argument
+        self.difference = difference
+
+
+def user_hessian(hess=None, hessp=None, hess_sparsity=None, *, n=None, yshape=None):
+    """A :class:`UserHessian` for the given arguments, or ``None`` if none is given."""
+    if hess is None and hessp is None and hess_sparsity is None:
+        return None
+    return UserHessian(hess, hessp, hess_sparsity, n=n, yshape=yshape)
+
+
+_COMPRESSIONS = {}  # id(pattern) -> (weak reference to the pattern, its HessianCompression)
+
+
+def compression_for(pattern, n):
+    """The :class:`~argminlib.sparse.HessianCompression` of ``pattern``, computed once per
+    pattern object (``argmin`` builds a new problem at every call; the colouring of a 10^6
+    pattern takes longer than the solve). Kept while the pattern object lives."""
+    key = id(pattern)
+    hit = _COMPRESSIONS.get(key)
+    if hit is not None and hit[0]() is pattern and hit[1].n == n:
+        return hit[1]
+    comp = HessianCompression(pattern, n)
+    try:
+        ref = weakref.ref(pattern, lambda _, key=key: _COMPRESSIONS.pop(key, None))
+    except TypeError:  # not weakly referenceable (a nested list): no cache
+        return comp
+    _COMPRESSIONS[key] = (ref, comp)
+    return comp
+
+
+class UserHessian:
+    """The user's ``hess`` / ``hessp`` / ``hess_sparsity`` for one problem (the column
+    groups of the pattern are computed once, here)."""
+
+    def __init__(self, hess=None, hessp=None, hess_sparsity=None, *, n, yshape):
+        for name, fun in (("hess", hess), ("hessp", hessp)):
+            if fun is not None and not callable(fun):
+                call = "hess(x, y)" if name == "hess" else "hessp(x, y, v)"
+                raise InputError(
+                    f"{name} must be a function {call} (scipy's conventions), not "
+                    f"{type(fun).__name__}."
+                )
+        self.hess, self.hessp, self.n, self.yshape = hess, hessp, int(n), tuple(yshape)
+        self.compression = None
+        if hess_sparsity is not None:
+            self.compression = compression_for(hess_sparsity, self.n)
+
+    def at(self, x, z, autograd_hvp):
+        """The products (and possibly the matrix) of ``f_YY`` at ``(x, z)``: a
+        :class:`_AtPoint`, checked against ``autograd_hvp`` (``v -> f_YY v`` by autograd)."""
+        point = _AtPoint(self, x, z, autograd_hvp)
+        point.check()
+        return point
+
+
+class _AtPoint:
+    def __init__(self, spec, x, z, autograd_hvp):
+        self.spec, self.x, self.autograd_hvp = spec, x, autograd_hvp
+        self.y = z.reshape(spec.yshape) if spec.yshape else float(z[0])
+        self.n = spec.n
+        self._matrix = None
+        self.argument = "hess" if spec.hess is not None else "hessp"
+        if spec.hess is not None:
+            H = spec.hess(x, self.y)
+            self._from_hess(H)
+        elif spec.hessp is not None:
+            self.matvec = self._user_product
+            self.assembled = self._recover if spec.compression is not None else None
+            if spec.compression is not None:
+                self.argument = "hessp and hess_sparsity"
+        else:
+            self.argument = "hess_sparsity"
+            self.assembled = self._recover
+            self.matvec = self._sparse_product
+
+    def _from_hess(self, H):
+        n = self.n
+        if isinstance(H, spla.LinearOperator):
+            if H.shape != (n, n):
+                raise ShapeError(
+                    f"hess returned a LinearOperator of shape {H.shape}; expected ({n}, {n})"
+                )
+            self.matvec = lambda v: _vector(H.matvec(v), n, "hess")
+            self.assembled = None
+            return
+        if not sp.issparse(H):
+            H = onp.asarray(H)
+            if H.dtype == object or H.dtype.kind not in "fiu":
+                raise InputError(
+                    "hess must return an array, a scipy.sparse matrix or a LinearOperator, "
+                    f"not {type(H).__name__}"
+                )
+            H = onp.asarray(H, dtype=float)  # no copy when it is already float
+            if n == 1 and H.size == 1:
+                H = H.reshape(1, 1)
+        if H.shape != (n, n):
+            raise ShapeError(
+                f"hess returned shape {H.shape}; the Hessian over the flattened y is ({n}, {n})"
+            )
+        values = H.data if sp.issparse(H) else H
+        if not onp.all(onp.isfinite(values)):
+            raise NonFiniteError("hess returned NaN or inf.")
+        H = H.tocsr() if sp.issparse(H) else H
+        self.matvec = lambda v: onp.asarray(H @ v, dtype=float).reshape(-1)
+        self.assembled = lambda: H
+
+    def _user_product(self, v):
+        shape = self.spec.yshape
+        out = self.spec.hessp(self.x, self.y, v.reshape(shape) if shape else float(v[0]))
+        return _vector(out, self.n, "hessp")
+
+    def _recover(self):
+        if self._matrix is None:
+            hvp = self._user_product if self.spec.hessp is not None else self.autograd_hvp
+            self._matrix = self.spec.compression.recover(hvp)
+        return self._matrix
+
+    def _sparse_product(self, v):
+        return self._recover() @ v
+
+    def check(self):
+        """Compare with autograd's product at a seeded random vector (once per point)."""
+        v = onp.random.default_rng(12345).standard_normal(self.n)
+        want = onp.asarray(self.autograd_hvp(v), dtype=float).reshape(-1)
+        got = self.matvec(v)
+        scale = max(float(onp.linalg.norm(want)), onp.finfo(float).tiny)
+        diff = float(onp.linalg.norm(got - want)) / scale
+        if not diff <= CHECK_RTOL:
+            what = {
+                "hess": "hess(x, y) does not return f's Hessian f_YY",
+                "hessp": "hessp(x, y, v) does not return f_YY v",
+                "hess_sparsity": "hess_sparsity misses nonzeros of f_YY (the Hessian "
+                "recovered from it is wrong)",
+                "hessp and hess_sparsity": "hessp or hess_sparsity is wrong (the Hessian "
+                "recovered from hessp's products on the pattern is not f_YY)",
+            }[self.argument]
+            raise HessianMismatchError(
+                f"{what}: at a random vector v its product differs from autograd's f_YY v by "
+                f"{diff:.1e} (relative; at most {CHECK_RTOL:.0e} is accepted). Fix "
+                f"{self.argument}, or leave it out to use autograd's products.",
+                argument=self.argument,
+                difference=diff,
+            )
+
+
+def _vector(out, n, name):
+    out = onp.asarray(out)
+    if out.dtype == object or out.dtype.kind not in "fiu" or out.size != n:
+        raise ShapeError(
+            f"{name} returned {type(out).__name__} with {out.size} values; expected {n} floats "
+            "(the shape of y)."
+        )
+    return out.astype(float).reshape(-1)

@@ -1,0 +1,185 @@
+"""The performance benchmark's two problems, each with its analytic floor.
+
+Both are bi-level problems ``min_x L(y*(x))`` with ``L(y) = 1/2 ||y - y_val||^2`` and a
+lower level whose solution has a closed form, so that every method of argminlib can be run
+with the *same* forward solve (``forward=problem.forward``) and compared with the least any
+method can cost, the *floor*: that forward solve plus one adjoint solve written by hand
+with numpy/scipy, reusing the forward factorisation (:meth:`floor`). Each problem also gives
+its analytic hypergradient (:meth:`hypergradient`), the reference of the errors.
+
+* :class:`Ridge`: ``f(x, y) = 1/2 ||X y - t||^2 + 1/2 sum_i exp(x_i) y_i^2`` with a dense
+  ``X`` of ``2n x n``: one regularisation weight per coefficient. ``H = X^T X + diag(e^x)``
+  is dense; the forward solve forms it and factorises it by Cholesky.
+* :class:`Chain`: 1-D denoising with one weight per edge,
+  ``f(x, y) = 1/2 ||y - s||^2 + 1/2 sum_i exp(x_i) (y_{i+1} - y_i)^2``, written with
+  ``np.diff`` (:meth:`Chain.f_slicing` is the same function written with slices, to measure
+  the difference). ``H = I + D^T diag(e^x) D`` is tridiagonal; the forward solve is
+  LAPACK's tridiagonal ``pttrf``/``pttrs``.
+
+Each problem also offers what a user could hand-write for argminlib: ``hess(x, y)`` (a dense
+array for Ridge, a ``scipy.sparse`` matrix for Chain), ``hessp(x, y, v)`` and
+``hess_sparsity`` (Chain).
+"""
+
+from __future__ import annotations
+
+import autograd.numpy as anp
+import numpy as onp
+import scipy.linalg as sla
+import scipy.sparse as sp
+from scipy.linalg import lapack
+
+__all__ = ["Ridge", "Chain"]
+
+
+def upper(problem):
+    """The upper-level loss ``L(y) = 1/2 ||y - y_val||^2`` of ``problem`` (autograd)."""
+
+    def L(y):
+        return 0.5 * anp.sum((y - problem.y_val) ** 2)
+
+    return L
+
+
+class Ridge:
+    """Ridge regression with one weight per coefficient, ``X`` dense ``2n x n`` (seeded)."""
+
+    name = "ridge"
+
+    def __init__(self, n, seed=0):
+        rng = onp.random.default_rng(seed)
+        self.n = n
+        self.X = rng.standard_normal((2 * n, n)) / onp.sqrt(2 * n)
+        self.t = rng.standard_normal(2 * n)
+        self.x = 0.5 * rng.standard_normal(n)
+        self.y_val = 0.1 * rng.standard_normal(n)
+        self.y0 = onp.zeros(n)
+        self.Xt_t = self.X.T @ self.t
+
+    def f(self, x, y):
+        r = anp.dot(self.X, y) - self.t
+        return 0.5 * anp.dot(r, r) + 0.5 * anp.sum(anp.exp(x) * y**2)
+
+    def _factor(self, x):
+        H = self.X.T @ self.X
+        H[onp.diag_indices(self.n)] += onp.exp(x)
+        return sla.cho_factor(H, lower=True, overwrite_a=True, check_finite=False)
+
+    def forward(self, f, x, y0):
+        """The closed-form lower-level solve (``forward=`` of argminlib): ``y*(x)``."""
+        return sla.cho_solve(self._factor(x), self.Xt_t, check_finite=False)
+
+    def floor(self, x):
+        """Forward solve plus one adjoint solve by hand: the hypergradient ``dL/dx``."""
+        c = self._factor(x)
+        y = sla.cho_solve(c, self.Xt_t, check_finite=False)
+        lam = sla.cho_solve(c, y - self.y_val, check_finite=False)
+        return -lam * onp.exp(x) * y
+
+    def solution(self, x):
+        return self.forward(None, x, None)
+
+    def hypergradient(self, x):
+        """The analytic ``dL/dx`` (in exact arithmetic, the floor's answer), by ``solve``."""
+        H = self.X.T @ self.X + onp.diag(onp.exp(x))
+        y = onp.linalg.solve(H, self.Xt_t)
+        lam = onp.linalg.solve(H, y - self.y_val)
+        return -lam * onp.exp(x) * y
+
+    @property
+    def gram(self):
+        """``X^T X``, computed once: what a user's ``hess`` would precompute (it does not
+        depend on ``x``; the forward solve and the floor form it at every call)."""
+        if getattr(self, "_gram", None) is None:
+            self._gram = self.X.T @ self.X
+        return self._gram
+
+    def hess(self, x, y):
+        H = self.gram.copy()
+        H[onp.diag_indices(self.n)] += onp.exp(x)
+        return H
+
+    def hessp(self, x, y, v):
+        return self.gram @ v + onp.exp(x) * v
+
+
+class Chain:
+    """1-D denoising of a noisy signal ``s`` with one weight ``exp(x_i)`` per edge."""
+
+    name = "chain"
+
+    def __init__(self, n, seed=0):
+        rng = onp.random.default_rng(seed)
+        self.n = n
+        grid = onp.linspace(0, 1, n)
+        self.s = onp.sign(onp.sin(6 * onp.pi * grid)) + 0.3 * rng.standard_normal(n)
+        self.x = onp.log(1.0 + rng.random(n - 1))
+        self.y_val = onp.sign(onp.sin(6 * onp.pi * grid))
+        self.y0 = onp.zeros(n)
+        rows = onp.r_[onp.arange(n), onp.arange(n - 1), onp.arange(1, n)]
+        cols = onp.r_[onp.arange(n), onp.arange(1, n), onp.arange(n - 1)]
+        self.hess_sparsity = sp.csr_matrix((onp.ones(rows.size, bool), (rows, cols)), (n, n))
+        self.hess_sparsity.sort_indices()
+        # positions of the diagonal, upper and lower entries in the CSR data
+        start = self.hess_sparsity.indptr[:-1]
+        self._diag = start + (onp.arange(n) > 0)
+        self._upper = self._diag[:-1] + 1
+        self._lower = start[1:]
+
+    def f(self, x, y):
+        d = anp.diff(y)
+        return 0.5 * anp.sum((y - self.s) ** 2) + 0.5 * anp.sum(anp.exp(x) * d * d)
+
+    def f_slicing(self, x, y):
+        """The same ``f`` with ``y[1:] - y[:-1]`` instead of ``np.diff(y)``."""
+        d = y[1:] - y[:-1]
+        return 0.5 * anp.sum((y - self.s) ** 2) + 0.5 * anp.sum(anp.exp(x) * d * d)
+
+    def _bands(self, x):
+        w = onp.exp(x)
+        d = onp.ones(self.n)
+        d[:-1] += w
+        d[1:] += w
+        return d, -w
+
+    def _factor(self, x):
+        d, e = self._bands(x)
+        dd, ee, info = lapack.dpttrf(d, e)
+        assert info == 0
+        return dd, ee
+
+    def forward(self, f, x, y0):
+        dd, ee = self._factor(x)
+        return lapack.dpttrs(dd, ee, self.s)[0]
+
+    def floor(self, x):
+        dd, ee = self._factor(x)
+        y = lapack.dpttrs(dd, ee, self.s)[0]
+        lam = lapack.dpttrs(dd, ee, y - self.y_val)[0]
+        return -onp.exp(x) * onp.diff(lam) * onp.diff(y)
+
+    def solution(self, x):
+        return self.forward(None, x, None)
+
+    def hypergradient(self, x):
+        """The analytic ``dL/dx_i = -exp(x_i) (D lam)_i (D y)_i`` by a sparse solve."""
+        H = self.hess(x, None).tocsc()
+        y = sp.linalg.spsolve(H, self.s)
+        lam = sp.linalg.spsolve(H, y - self.y_val)
+        return -onp.exp(x) * onp.diff(lam) * onp.diff(y)
+
+    def hess(self, x, y):
+        """``f_YY`` as a CSR matrix on the (fixed) structure of ``hess_sparsity``."""
+        d, e = self._bands(x)
+        data = onp.empty(3 * self.n - 2)
+        data[self._diag], data[self._upper], data[self._lower] = d, e, e
+        P = self.hess_sparsity
+        return sp.csr_matrix((data, P.indices, P.indptr), shape=P.shape)
+
+    def hessp(self, x, y, v):
+        w = onp.exp(x)
+        dv = w * onp.diff(v)
+        out = v.copy()
+        out[:-1] -= dv
+        out[1:] += dv
+        return out

@@ -1,0 +1,226 @@
+"""User Hessians (hess, hessp, hess_sparsity), the Sparse solver and the named
+preconditioners: every path against the dense autograd path and finite differences, and
+every wrong input refused."""
+
+import sys
+from pathlib import Path
+
+import autograd.numpy as anp
+import numpy as onp
+import pytest
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+from autograd import grad, hessian, jacobian
+
+import argminlib as al
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from problems import Chain, Ridge, upper  # noqa: E402
+
+N = 30
+
+
+@pytest.fixture(scope="module")
+def chain():
+    return Chain(N, seed=3)
+
+
+def loss(p, **options):
+    L = upper(p)
+    return lambda x: L(al.argmin(p.f, x, p.y0, forward=p.forward, **options))
+
+
+def options(p, which):
+    return {
+        "hess-sparse": dict(hess=p.hess, solver="sparse"),
+        "hess-cg": dict(hess=p.hess, solver="cg"),
+        "hess-dense": dict(hess=p.hess, solver="dense"),
+        "hessp-cg": dict(hessp=p.hessp, solver="cg"),
+        "hessp-minres": dict(hessp=p.hessp, solver="minres"),
+        "pattern-sparse": dict(hess_sparsity=p.hess_sparsity, solver="sparse"),
+        "pattern-cg": dict(hess_sparsity=p.hess_sparsity, solver="cg"),
+        "pattern-hessp": dict(hess_sparsity=p.hess_sparsity, hessp=p.hessp, solver="sparse"),
+        "pattern-ilu": dict(hess_sparsity=p.hess_sparsity, solver=al.CG(preconditioner="ilu")),
+        "pattern-banded": dict(hess_sparsity=p.hess_sparsity, solver=al.Sparse("banded")),
+        "pattern-splu": dict(hess_sparsity=p.hess_sparsity, solver=al.Sparse("splu")),
+        "jacobi-estimated": dict(solver=al.CG(preconditioner="jacobi")),
+    }[which]
+
+
+WHICH = [
+    "hess-sparse",
+    "hess-cg",
+    "hess-dense",
+    "hessp-cg",
+    "hessp-minres",
+    "pattern-sparse",
+    "pattern-cg",
+    "pattern-hessp",
+    "pattern-ilu",
+    "pattern-banded",
+    "pattern-splu",
+    "jacobi-estimated",
+]
+
+
+@pytest.mark.parametrize("which", WHICH)
+def test_hypergradient_matches_analytic_and_dense(chain, which):
+    g = grad(loss(chain, **options(chain, which)))(chain.x)
+    ref = chain.hypergradient(chain.x)
+    assert onp.allclose(g, ref, rtol=1e-7, atol=1e-10)
+    dense = grad(loss(chain, solver="dense"))(chain.x)
+    assert onp.allclose(g, dense, rtol=1e-7, atol=1e-10)
+
+
+def test_hypergradient_matches_finite_differences(chain):
+    fun = loss(chain, hess_sparsity=chain.hess_sparsity, solver="sparse")
+    g = grad(fun)(chain.x)
+    assert al.max_error(g, al.fd_grad(fun, chain.x, 1e-6)) < 1e-6
+
+
+@pytest.mark.parametrize("which", ["hess-sparse", "pattern-sparse", "hessp-cg", "hess-dense"])
+def test_second_derivatives_still_exact(which):
+    p = Chain(8, seed=1)
+    fun = loss(p, **options(p, which))
+    H = hessian(fun)(p.x)
+    H_ref = hessian(loss(p, solver="dense"))(p.x)
+    assert onp.allclose(H, H_ref, rtol=1e-6, atol=1e-9)
+    H_fd = al.fd_jacobian(grad(fun), p.x, 1e-5)
+    assert onp.allclose(H, H_fd, rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("which", ["hess-sparse", "pattern-sparse", "hessp-cg"])
+def test_jacobian_jvp_vjp(chain, which):
+    opts = options(chain, which)
+    prob = al.Unconstrained(chain.f, chain.y0, forward=chain.forward, **opts)
+    y = chain.solution(chain.x)
+    J = prob.jacobian(chain.x, y)
+    J_ref = al.implicit_jacobian(chain.f, chain.x, y)
+    assert onp.allclose(J, J_ref, atol=1e-9)
+    assert onp.allclose(jacobian(prob)(chain.x), J_ref, atol=1e-9)
+    v = onp.linspace(-1, 1, N - 1)
+    assert onp.allclose(prob.jvp(chain.x, y, v), J_ref @ v, atol=1e-9)
+    assert onp.allclose(prob.vjp(chain.x, y, onp.ones(N)), onp.ones(N) @ J_ref, atol=1e-9)
+
+
+def test_argmax_with_sparse_hessian(chain):
+    def g(x, y):
+        return -chain.f(x, y)
+
+    def hess(x, y):
+        return -chain.hess(x, y)
+
+    y_min = al.argmin(chain.f, chain.x, chain.y0, forward=chain.forward)
+    y, J = (
+        al.argmax(g, chain.x, chain.y0, forward=chain.forward, hess=hess, solver="sparse"),
+        jacobian(lambda x: al.argmax(g, x, chain.y0, hess=hess, solver="sparse"))(chain.x),
+    )
+    assert onp.allclose(y, y_min)
+    assert onp.allclose(J, al.implicit_jacobian(chain.f, chain.x, y), atol=1e-9)
+
+
+def test_ridge_dense_hess_and_linear_operator():
+    p = Ridge(12, seed=2)
+    ref = p.hypergradient(p.x)
+    for opts in (
+        dict(hess=p.hess),
+        dict(hess=lambda x, y: spla.aslinearoperator(p.hess(x, y)), solver="cg"),
+        dict(hessp=p.hessp, solver="cg"),
+    ):
+        assert onp.allclose(grad(loss(p, **opts))(p.x), ref, rtol=1e-7, atol=1e-12)
+
+
+def test_certificate_by_cholesky(chain):
+    prob = al.Unconstrained(chain.f, chain.y0, hess=chain.hess, solver="sparse")
+    y = chain.solution(chain.x)
+    _, info = prob.jacobian(chain.x, y, return_info=True)
+    cert = info.certificate
+    assert cert.method == "cholesky-pttrf"
+    H = chain.hess(chain.x, y).toarray()
+    eig = onp.linalg.eigvalsh(H)
+    assert eig[0] <= cert.lowest <= 1.5 * eig[0]  # inverse iteration: an estimate from above
+    assert cert.highest >= eig[-1]  # Gershgorin: a bound
+
+
+def saddle(x, y):
+    return 0.5 * anp.sum(x * y**2) - 0.5 * y[0] ** 2 * 3.0
+
+
+def test_sparse_certificate_refuses_a_saddle():
+    x = onp.ones(4)
+    prob = al.Unconstrained(saddle, onp.zeros(4), hess_sparsity=sp.eye(4), solver="sparse")
+    with pytest.raises(al.CurvatureError, match="saddle"):
+        prob.vjp(x, onp.zeros(4), onp.ones(4))
+
+
+def test_wrong_hess_is_named():
+    p = Chain(10)
+
+    def bad_hess(x, y):
+        return p.hess(x, y) * 1.01
+
+    with pytest.raises(al.HessianMismatchError, match="hess") as err:
+        al.argmin(p.f, p.x, p.y0, forward=p.forward, hess=bad_hess, solver="sparse")
+    assert err.value.argument == "hess"
+
+    def bad_hessp(x, y, v):
+        return p.hessp(x, y, v) + 1e-3 * v
+
+    with pytest.raises(al.HessianMismatchError) as err:
+        al.argmin(p.f, p.x, p.y0, forward=p.forward, hessp=bad_hessp, solver="cg")
+    assert err.value.argument == "hessp"
+
+    with pytest.raises(al.HessianMismatchError) as err:  # misses the off-diagonals
+        al.argmin(p.f, p.x, p.y0, forward=p.forward, hess_sparsity=sp.eye(10), solver="sparse")
+    assert err.value.argument == "hess_sparsity"
+    assert isinstance(err.value, al.ArgminError)
+
+
+@pytest.mark.parametrize(
+    "opts, error",
+    [
+        (dict(solver="sparse"), al.InputError),  # nothing to factorise
+        (dict(solver=al.CG(preconditioner="ilu")), al.InputError),
+        (dict(hess="H"), al.InputError),
+        (dict(hess=lambda x, y: onp.ones((3, 3))), al.ShapeError),
+        (dict(hessp=lambda x, y, v: onp.ones(2)), al.ShapeError),
+        (dict(hess_sparsity=onp.ones((2, 2))), al.sparse.SparsityError),
+        (dict(hess=lambda x, y: onp.full((10, 10), onp.nan)), al.NonFiniteError),
+    ],
+)
+def test_bad_input(opts, error):
+    p = Chain(10)
+    with pytest.raises(error):
+        al.argmin(p.f, p.x, p.y0, forward=p.forward, **opts)
+
+
+def test_constraints_refuse_user_hessians():
+    p = Chain(6)
+    with pytest.raises(al.InputError, match="unconstrained"):
+        al.argmin(p.f, p.x, p.y0, eq=lambda x, y: anp.sum(y), hess=p.hess)
+    with pytest.raises(al.InputError):
+        al.CG(preconditioner="magic")
+    with pytest.raises(al.InputError):
+        al.Sparse("magic")
+
+
+def test_dense_cholesky_certificate_for_an_assembled_hessian():
+    p = Ridge(15, seed=5)
+    prob = al.Unconstrained(p.f, p.y0, hess=p.hess)
+    y = p.solution(p.x)
+    _, info = prob.vjp(p.x, y, y, return_info=True)
+    cert = info.certificate
+    assert cert.method == "cholesky"
+    eig = onp.linalg.eigvalsh(p.hess(p.x, y))
+    assert cert.lowest <= 1.0001 * eig[0] and cert.highest >= eig[-1]  # 1-norm bounds
+
+    def hess_saddle(x, y):
+        return onp.diag([1.0, -1.0, 2.0])
+
+    def f_saddle(x, y):
+        return 0.5 * (y[0] ** 2 - y[1] ** 2 + 2 * y[2] ** 2) + x * y[0]
+
+    with pytest.raises(al.CurvatureError, match="saddle"):
+        al.Unconstrained(f_saddle, onp.zeros(3), hess=hess_saddle).vjp(
+            0.0, onp.zeros(3), onp.ones(3)
+        )
