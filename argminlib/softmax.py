@@ -159,13 +159,19 @@ class StepResult:
         return float(onp.max(onp.linalg.norm(self.after - self.before, axis=1)))
 
 
-def first_order_step(theta, m, n, variant, target, *, i=0, eta=0.5, **options):
-    """Take ``dtheta = -eta * grad_theta 1/2 ||x*_i(theta) - target||^2`` and compare the
-    re-solved features with their first-order prediction (see :class:`StepResult`)."""
+def first_order_step(theta, m, n, variant, target, *, i=0, eta=None, size=None, **options):
+    """Step on all parameters against the gradient ``g`` of ``1/2 ||x*_i(theta) - target||^2``
+    and compare the re-solved features with their first-order prediction (see
+    :class:`StepResult`). The step is ``dtheta = -eta g`` or, with ``size``, the step of
+    length ``size`` along ``-g`` (``dtheta = -size g / ||g||``): the book's convention, so
+    that figures with different constraints take steps of the same length."""
+    if (eta is None) == (size is None):
+        raise ValueError("give exactly one of eta (a multiple of the gradient) or size")
     problems = [ml_problem(j, m, n, variant, **options) for j in range(m)]
     before = [P(theta) for P in problems]
     xi = before[i]
-    dtheta = -eta * onp.asarray(problems[i].vjp(theta, xi, xi - target))
+    g = onp.asarray(problems[i].vjp(theta, xi, xi - target))
+    dtheta = -eta * g if size is None else -size * g / onp.linalg.norm(g)
     predicted = [x + problems[j].jacobian(theta, x) @ dtheta for j, x in enumerate(before)]
     after = [P(theta + dtheta) for P in problems]
     return StepResult(
