@@ -101,8 +101,20 @@ def test_likelihood_surfaces_figure(theta):
     from argminlib.plotting import likelihood_surfaces
 
     step = sm.first_order_step(theta, M, N, "sum", onp.array([1.0, 1.0]), eta=0.1, lam=0.5)
-    fig = likelihood_surfaces(step, M, N, lam=0.5, constraint="sum", grid=11)
-    assert len(fig.axes) == 2 * M
-    assert fig.axes[M].get_title() == "$\\ell_1(x)$, after"
+    fig = likelihood_surfaces(step, M, N, lam=0.5, constraint="sum", grid=11, target=[1, 0])
+    assert len(fig.axes) == 2 * M + 1  # the panels and one colour bar
+    assert fig.axes[M].get_title() == "$\\ell_1(x)$, after the step"
     with pytest.raises(ValueError, match="n = 2"):
         likelihood_surfaces(step, M, 3)
+
+
+def test_step_of_given_length(theta):
+    """``size=`` takes a step of that length along the negative gradient; the prediction
+    error is second order in it."""
+    target = onp.array([1.0, 1.0])
+    big = sm.first_order_step(theta, M, N, "unconstrained", target, size=0.02, lam=0.5)
+    small = sm.first_order_step(theta, M, N, "unconstrained", target, size=0.01, lam=0.5)
+    assert onp.linalg.norm(big.dtheta) == pytest.approx(0.02)
+    assert small.prediction_error < 0.35 * big.prediction_error
+    with pytest.raises(ValueError, match="exactly one"):
+        sm.first_order_step(theta, M, N, "unconstrained", target, eta=0.1, size=0.1)
