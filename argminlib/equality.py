@@ -118,8 +118,8 @@ class Equality(Problem):
         space of ``h_Y``; equivalently the KKT matrix's inertia).
     """
 
-    name = "KKT matrix"
-    what = "the KKT conditions grad_y L = 0, h(x, y) = 0"
+    matrix_name = "KKT matrix"
+    conditions = "the KKT conditions grad_y L = 0, h(x, y) = 0"
 
     def __init__(
         self, f, h, y0, *, mode="min", solver="dense", tol=1e-6, forward=None, certify=True

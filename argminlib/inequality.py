@@ -89,8 +89,8 @@ class Barrier(Unconstrained):
             forward=forward or default_forward,
             certify=certify,
         )
-        self.name = f"Hessian of the barrier objective (t = {t:g})"
-        self.what = f"the barrier stationarity condition grad_y phi_t = 0 (t = {t:g})"
+        self.matrix_name = f"Hessian of the barrier objective (t = {t:g})"
+        self.conditions = f"the barrier stationarity condition grad_y phi_t = 0 (t = {t:g})"
 
     def forward(self, x):
         check_strictly_feasible(self.c, x, self.y0, "The starting point y0")
@@ -144,8 +144,8 @@ class Inequality(Problem):
     is the one-sided derivative that keeps it active.
     """
 
-    name = "KKT matrix of the active constraints"
-    what = "the KKT conditions of the active constraints"
+    matrix_name = "KKT matrix of the active constraints"
+    conditions = "the KKT conditions of the active constraints"
 
     def __init__(
         self,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as onp
 
-from .softmax import log_likelihood, unpack
+from .softmax import log_likelihood, unflatten_parameters
 
 __all__ = ["likelihood_surfaces", "loglog_slope"]
 
@@ -49,7 +49,7 @@ def likelihood_surfaces(
     rows = [(step.theta, step.before, "before"), (step.theta + step.dtheta, step.after, "after")]
     surfaces = []
     for theta, _, _ in rows:
-        a, b = unpack(theta, m, n)
+        a, b = unflatten_parameters(theta, m, n)
         surfaces.append(
             [
                 onp.array([log_likelihood(j, p, a, b, lam) for p in pts]).reshape(X1.shape)

@@ -125,15 +125,16 @@ class Problem:
 
     Subclasses set ``yshape``, ``sign`` (+1 min, -1 max, 0 stationary), ``solver``,
     ``tol``, ``config`` (certification), ``polish`` (Newton steps allowed after the forward
-    solver), ``name`` (of ``dF/dz``) and ``what`` (the conditions, for messages), and
+    solver), ``matrix_name`` (what ``dF/dz`` is called in messages) and ``conditions`` (the
+    optimality conditions, in words, for messages), and
     implement ``forward(x) -> y`` (or ``(y, multipliers)``) and ``complete(x, y, z=None) ->
     Conditions``.
     """
 
     symmetric = True
     hessian = None  # the user's hess/hessp/hess_sparsity (argminlib.hessian.UserHessian)
-    name = "Jacobian of the optimality conditions"
-    what = "the optimality conditions"
+    matrix_name = "Jacobian of the optimality conditions"
+    conditions = "the optimality conditions"
     polish = 5
 
     def setup(self, y0, mode, solver, tol, certify):
@@ -174,7 +175,7 @@ class Problem:
             kkt_rows=cond.kkt_rows,
             solver=self.solver,
             certify=self.config if self.config is not None else False,
-            name=self.name,
+            name=self.matrix_name,
             hessian=self.hessian,
         )
 
@@ -187,7 +188,7 @@ class Problem:
             polish,
             self.ny,
         )
-        check_step(step, sol.z, self.tol, self.what, self.ny)
+        check_step(step, sol.z, self.tol, self.conditions, self.ny)
         self.check_solution(x, onp.reshape(sol.z[: self.ny], self.yshape))
         return sol
 

@@ -12,8 +12,9 @@ The maximum-likelihood feature of class ``i`` is ``x*_i(theta) = argmax_x l_i(x)
 the concave regulariser making the maximum exist without constraints (our setting, as the
 paper's is unknown). Three variants: unconstrained, subject to ``1^T x = 1``, and subject
 to ``||x||_2 <= 1`` (log barrier or exact). In the lemma's notation the parameter is
-``theta`` (flattened by :func:`pack`) and the variable is the feature ``x``; the Jacobian
-``d x*_i / d theta`` is the core's, for all ``m (n + 1)`` parameters at once.
+``theta`` (``a`` and ``b`` in one vector: :func:`flatten_parameters`) and the variable is
+the feature ``x``; the Jacobian ``d x*_i / d theta`` is the core's, for all ``m (n + 1)``
+parameters at once.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ from .inequality import Barrier, Inequality
 from .unconstrained import Unconstrained
 
 __all__ = [
-    "pack",
-    "unpack",
+    "flatten_parameters",
+    "unflatten_parameters",
     "probabilities",
     "log_likelihood",
     "likelihood_gradient",
@@ -47,12 +48,12 @@ __all__ = [
 VARIANTS = ("unconstrained", "sum", "ball-barrier", "ball-exact")
 
 
-def pack(a, b):
+def flatten_parameters(a, b):
     """``theta``: the rows of ``a`` followed by ``b``, flat (length ``m (n + 1)``)."""
     return anp.concatenate([anp.reshape(a, (-1,)), anp.reshape(b, (-1,))])
 
 
-def unpack(theta, m, n):
+def unflatten_parameters(theta, m, n):
     """``(a, b)`` from the flat ``theta``."""
     return anp.reshape(theta[: m * n], (m, n)), theta[m * n :]
 
@@ -100,7 +101,7 @@ def ml_problem(i, m, n, variant="unconstrained", *, lam=0.1, t=1e3, solver="dens
     """
 
     def f(theta, x):
-        a, b = unpack(theta, m, n)
+        a, b = unflatten_parameters(theta, m, n)
         return log_likelihood(i, x, a, b, lam)
 
     def ball(theta, x):

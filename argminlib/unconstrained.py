@@ -63,8 +63,8 @@ class Unconstrained(Problem):
         Jacobi-preconditioned by default).
     """
 
-    name = "Hessian f_YY"
-    what = "the stationarity condition f_Y(x, y) = 0"
+    matrix_name = "Hessian f_YY"
+    conditions = "the stationarity condition f_Y(x, y) = 0"
 
     def __init__(
         self,
