@@ -29,8 +29,6 @@ differentiates its reverse pass.
 
 from __future__ import annotations
 
-import copy
-
 import autograd.numpy as anp
 import numpy as onp
 from autograd import grad, make_jvp, make_vjp
@@ -41,7 +39,7 @@ from autograd.tracer import getval, isbox
 
 from . import certify as _certify
 from .exceptions import ArgminError, InputError, NonFiniteError, ShapeError
-from .linsolve import LinearSystem, SolveInfo, _Krylov, get_solver
+from .linsolve import LinearSystem, SolveInfo, get_solver
 
 __all__ = [
     "Linearization",
@@ -317,15 +315,8 @@ class Solution:
         if not onp.any(self.residual):
             return onp.zeros(self.n)
         solver = self.solver
-        if (
-            isinstance(solver, _Krylov)
-            and self.certificate is not None
-            and onp.isfinite(self.certificate.condition)
-        ):
-            rtol = min(1e-4, 1e-3 / max(self.certificate.condition, 1.0))
-            if rtol > solver.rtol:
-                solver = copy.copy(solver)
-                solver.rtol = rtol
+        if self.certificate is not None and onp.isfinite(self.certificate.condition):
+            solver = solver.loosened(min(1e-4, 1e-3 / max(self.certificate.condition, 1.0)))
         w, info = solver(self.system, -self.residual)
         return w
 

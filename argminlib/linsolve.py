@@ -28,6 +28,7 @@ minimum-norm solution of a singular system instead of failing).
 
 from __future__ import annotations
 
+import copy
 import numbers
 import warnings
 from dataclasses import dataclass, replace
@@ -245,6 +246,12 @@ class LinearSolver:
     needs_definite = False
     accepts_kkt = True
     minimum_norm = False
+
+    def loosened(self, rtol):
+        """This solver with relative tolerance at least ``rtol`` (for solves that need a
+        few digits only, such as the Newton step of the acceptance test). Direct solvers
+        are exact and return themselves."""
+        return self
 
     def __call__(self, system, b):
         b = _check_rhs(system, b)
@@ -505,6 +512,13 @@ class _Krylov(LinearSolver):
             )
         self.rtol, self.atol, self.maxiter = float(rtol), float(atol), maxiter
         self.preconditioner = preconditioner
+
+    def loosened(self, rtol):
+        if rtol <= self.rtol:
+            return self
+        solver = copy.copy(self)
+        solver.rtol = float(rtol)
+        return solver
 
     def _solve(self, system, b):
         nb = float(onp.linalg.norm(b))
