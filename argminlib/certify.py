@@ -52,8 +52,13 @@ class Certify:
     """How to certify the second-order conditions (``certify=`` of every problem).
 
     ``method``: ``"auto"`` (dense eigenvalues when the linear solver forms the matrix,
-    Lanczos otherwise), ``"dense"`` or ``"lanczos"``; ``steps``: Lanczos iterations (matrix
-    products); ``rcond``: an eigenvalue below ``rcond`` times the largest in size makes the
+    Lanczos otherwise), ``"dense"`` or ``"lanczos"``; ``steps``: the Lanczos iterations
+    (matrix products) always taken; then, up to ``max_steps``, more until the extreme Ritz
+    value that decides (the lowest for a minimum, the highest for a maximum, both for a
+    root) has settled: it moved by less than ``settle`` times its own size over the last
+    five steps. A negative eigenvalue hidden at the low end of a wide spectrum moves the
+    lowest Ritz value for many steps, so it is followed down instead of cut off at
+    ``steps``. ``rcond``: an eigenvalue below ``rcond`` times the largest in size makes the
     matrix ill-conditioned (an error: the derivative would lose about ``-log10(rcond)``
     digits); lower it to accept such a matrix knowingly; ``seed``: of the random start.
     """
@@ -62,12 +67,27 @@ class Certify:
     steps: int = 20
     rcond: float = 1e-10
     seed: int = 0
+    max_steps: int = 300
+    settle: float = 1e-3
 
     def __post_init__(self):
         if self.method not in ("auto", "dense", "lanczos"):
             raise InputError(f"Certify(method={self.method!r}): use 'auto', 'dense' or 'lanczos'")
-        if not (isinstance(self.steps, numbers.Integral) and self.steps >= 1):
-            raise InputError(f"Certify(steps={self.steps!r}): use an integer >= 1")
+        for name in ("steps", "max_steps"):
+            v = getattr(self, name)
+            if not (isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1):
+                raise InputError(f"Certify({name}={v!r}): use an integer >= 1")
+        if self.max_steps < self.steps:
+            raise InputError(
+                f"Certify(max_steps={self.max_steps}) is below steps={self.steps}: use "
+                "max_steps >= steps"
+            )
+        if not (isinstance(self.seed, numbers.Integral) and not isinstance(self.seed, bool)):
+            raise InputError(f"Certify(seed={self.seed!r}): use a non-negative integer")
+        if self.seed < 0:
+            raise InputError(f"Certify(seed={self.seed!r}): use a non-negative integer")
+        if not (isinstance(self.settle, numbers.Real) and 0 < self.settle < 1):
+            raise InputError(f"Certify(settle={self.settle!r}): use a number in (0, 1)")
         if not (isinstance(self.rcond, numbers.Real) and 0 <= self.rcond < 1):
             raise InputError(f"Certify(rcond={self.rcond!r}): use a number in [0, 1)")
 
@@ -113,7 +133,7 @@ class Certificate:
         return big / self.smallest if self.smallest > 0 else onp.inf
 
 
-def lanczos(matvec, dim, steps, seed=0, project=None):
+def lanczos(matvec, dim, steps, seed=0, project=None, max_steps=None, settled=None):
     """``steps`` Lanczos iterations on the symmetric operator ``matvec`` (vectors of length
     ``dim``), fully reorthogonalised (when ``steps * dim`` is at most
     ``FULL_REORTHOGONALIZATION``; above, each vector is orthogonalised against the previous
@@ -122,11 +142,17 @@ def lanczos(matvec, dim, steps, seed=0, project=None):
     random on breakdown (so ``dim`` steps give the whole spectrum). ``project`` maps a
     vector onto the subspace to work in.
 
+    With ``max_steps`` and ``settled(previous_ritz, ritz)``: after ``steps``, every five
+    steps the Ritz values are computed and the iteration goes on (up to ``max_steps``)
+    until ``settled`` says they have converged enough.
+
     Returns ``(ritz_values, ritz_vectors, products)``, values ascending; ``ritz_vectors`` has
     a column per value with full reorthogonalisation, else the lowest and highest only."""
     proj = project or (lambda v: v)
     rng = onp.random.default_rng(seed)
-    k = max(0, int(steps))
+    k0 = max(0, int(steps))
+    k = max(k0, int(max_steps)) if (max_steps is not None and settled is not None) else k0
+    previous = None
     full = k * dim <= FULL_REORTHOGONALIZATION
     Q = onp.empty((max(k, 1), dim))  # the Lanczos vectors as rows, filled in place
     alpha, beta = [], []
@@ -141,6 +167,11 @@ def lanczos(matvec, dim, steps, seed=0, project=None):
         alpha.append(a)
         if j == k - 1:
             break
+        if j + 1 >= k0 and k > k0 and (j + 1 - k0) % 5 == 0:
+            ritz = _ritz(alpha, beta)
+            if previous is not None and settled(previous, ritz):
+                break
+            previous = ritz
         B = Q[: j + 1] if full else Q[max(0, j - 1) : j + 1]
         before = float(onp.linalg.norm(w))
         w = proj(_orthogonalize(w, B))
@@ -169,6 +200,29 @@ def lanczos(matvec, dim, steps, seed=0, project=None):
     if not full and m > 2:
         vecs = vecs[:, [0, m - 1]]
     return vals, Q[:m].T @ vecs, products
+
+
+def _ritz(alpha, beta):
+    m = len(alpha)
+    if m == 1:
+        return onp.array(alpha)
+    return sla.eigvalsh_tridiagonal(onp.array(alpha), onp.array(beta[: m - 1]))
+
+
+def _settled(sign, tol):
+    """Has the Ritz value that decides the certificate for ``sign`` converged?"""
+
+    def moved(a, b):
+        return abs(a - b) > tol * max(abs(a), abs(b), onp.finfo(float).tiny)
+
+    def test(previous, ritz):
+        if sign > 0:
+            return not moved(previous[0], ritz[0])
+        if sign < 0:
+            return not moved(previous[-1], ritz[-1])
+        return not (moved(previous[0], ritz[0]) or moved(previous[-1], ritz[-1]))
+
+    return test
 
 
 def _orthogonalize(w, B):
@@ -244,9 +298,16 @@ def certify(system, sign, config, *, forms_matrix=False, allow_singular=False):
             def op(v):
                 return system.T.apply(system.apply(v))
 
-            vals, _, products = lanczos(op, dim, min(config.steps, dim), config.seed)
+            vals, _, products = lanczos(
+                op,
+                dim,
+                min(config.steps, dim),
+                config.seed,
+                max_steps=min(config.max_steps, dim),
+                settled=_settled(0, config.settle),
+            )
             s = onp.sqrt(onp.maximum(vals[::-1], 0.0))
-            return _judge_general(system, s, config, allow_singular, exact=dim <= config.steps)
+            return _judge_general(system, s, config, allow_singular, exact=len(vals) >= dim)
         project = None
         if p:
             R = Vt[:p]
@@ -254,7 +315,15 @@ def certify(system, sign, config, *, forms_matrix=False, allow_singular=False):
             def project(v):
                 return v - R.T @ (R @ v)
 
-        vals, vecs, products = lanczos(H, n, min(config.steps, dim), config.seed, project)
+        vals, vecs, products = lanczos(
+            H,
+            n,
+            min(config.steps, dim),
+            config.seed,
+            project,
+            max_steps=min(config.max_steps, dim),
+            settled=_settled(sign, config.settle),
+        )
         exact = len(vals) >= dim
     k = int(onp.argmin(vals)) if sign >= 0 else int(onp.argmax(vals))
     cert = Certificate(
@@ -278,7 +347,12 @@ def _where(system):
 def _judge(system, sign, cert, config, allow_singular, vals=None):
     big = max(abs(cert.lowest), abs(cert.highest), onp.finfo(float).tiny)
     zero = max(100, cert.space) * onp.finfo(float).eps * big
-    how = "" if cert.exact else f" (Lanczos estimate, {cert.products} products)"
+    if cert.exact:
+        how = ""
+    elif cert.method == "lanczos":
+        how = f" (Lanczos estimate, {cert.products} products)"
+    else:
+        how = f" ({cert.method} estimate)"
     where = _where(system)
     name = system.name
     if sign:

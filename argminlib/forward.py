@@ -288,7 +288,9 @@ def slsqp(f, x, y0, *, eq=None, ineq=None, maximize=False, ftol=1e-15, maxiter=1
                 f"SLSQP found no feasible point: it stopped ({msg}, status {res.status}) at a "
                 "point that violates the "
                 f"constraints by {violation:.1e} (relative to their gradients): they may be "
-                "inconsistent. Check them, or start from a feasible y0."
+                "inconsistent, or linearly dependent (SLSQP fails on redundant equality "
+                "constraints even when they are consistent). Check them, remove dependent "
+                "ones, or start from a feasible y0."
             )
         # 6/7: singular or rank-deficient constraint matrix (dependent constraints), 8/9:
         # line search or iteration limit near the optimum: the problem's polish and checks

@@ -32,6 +32,8 @@ from __future__ import annotations
 import autograd.numpy as anp
 import numpy as onp
 from autograd import grad, make_jvp, make_vjp
+from autograd.builtins import dict as adict
+from autograd.builtins import list as alist
 from autograd.builtins import tuple as atuple
 from autograd.extend import defjvp, defvjp, primitive, vspace
 from autograd.misc import flatten
@@ -40,6 +42,7 @@ from autograd.tracer import getval, isbox
 from . import certify as _certify
 from .exceptions import ArgminError, InputError, NonFiniteError, ShapeError
 from .linsolve import LinearSystem, SolveInfo, get_solver
+from .partials import call_user
 
 __all__ = [
     "Linearization",
@@ -59,6 +62,21 @@ def plain(x):
         return type(x)(plain(v) for v in x)
     if isinstance(x, dict):
         return {k: plain(v) for k, v in x.items()}
+    return x
+
+
+def traceable(x):
+    """``x`` with every plain container that holds traced values rebuilt with autograd's
+    container primitives, so that a tuple ``(box, 2.0)`` is itself traced (a primitive
+    called with a plain tuple would not see the box inside it)."""
+    if isbox(x) or not is_traced(x):
+        return x
+    if isinstance(x, tuple):
+        return atuple(tuple(traceable(v) for v in x))
+    if isinstance(x, list):
+        return alist([traceable(v) for v in x])
+    if isinstance(x, dict):
+        return adict({k: traceable(v) for k, v in x.items()})
     return x
 
 
@@ -334,18 +352,18 @@ class Solution:
     def attach(self, x):
         """``z`` as a differentiable function of ``x`` (an autograd primitive): call it with
         the (possibly traced) ``x`` this solution was computed for."""
-        return _attach(x, self)
+        return _attach(traceable(x), self)
 
     def vjp(self, u, x=None):
         """``u^T dz/dx`` for ``u`` of shape (n,): the structure of ``x``. Traceable: pass
         the traced ``x`` to differentiate the result again."""
-        x = self.x if x is None else x
+        x = self.x if x is None else traceable(x)
         B = self.x_products(x)
         return B.vjp(linear_solve(atuple((-u, x, self.z)), self.op.T))
 
     def jvp(self, v, x=None):
         """``dz/dx v`` for ``v`` of the structure of ``x``: an array (n,)."""
-        x = self.x if x is None else x
+        x = self.x if x is None else traceable(x)
         B = self.x_products(x)
         return linear_solve(atuple((-B.jvp(v), x, self.z)), self.op)
 
@@ -401,15 +419,32 @@ def root(F, x, z, *, solver="gmres", symmetric=False, tol=1e-6, certify=True, po
 
         z = al.root(lambda x, z: z**2 - x, x, onp.sqrt(x))
     """
+    if is_traced(z):
+        raise InputError(
+            "z is being traced by autograd: root attaches the derivative to a solution you "
+            "computed; compute z from plain values (autograd.tracer.getval) and pass x traced."
+        )
     shape = onp.shape(getval(z))
     zf = _check_array(z, "z").reshape(-1)
+    value = call_user(lambda x_, z_: F(x_, onp.reshape(z_, shape)), plain(x), zf, "F", "z")
+    if value.size != zf.size:
+        raise ShapeError(
+            f"F(x, z) returned {value.size} values for z of {zf.size} entries: root needs a "
+            "square system (as many equations as unknowns)."
+        )
 
     def Fflat(x_, z_):
-        return anp.reshape(F(x_, anp.reshape(z_, shape)), (-1,))
+        out = F(x_, anp.reshape(z_, shape))
+        if isinstance(out, (list, tuple)):
+            out = anp.array(out)
+        return anp.reshape(out, (-1,))
 
     def make(zz):
         return Solution(Fflat, x, zz, symmetric=symmetric, solver=solver, certify=certify)
 
+    tol = _check_positive(tol, "tol")
+    if symmetric:
+        _check_symmetric(make(zf).system)
     sol, step = polish(make, zf, polish_steps)
     check_step(step, sol.z, tol, "F(x, z) = 0", name="z")
     out = sol.attach(x)
@@ -431,6 +466,27 @@ def fixed_point(T, x, z, *, solver="gmres", tol=1e-6, certify=True, polish_steps
         certify=certify,
         polish_steps=polish_steps,
     )
+
+
+def _check_positive(tol, name):
+    if not (isinstance(tol, (int, float)) and not isinstance(tol, bool) and 0 < tol < onp.inf):
+        raise InputError(f"{name}={tol!r}: use a finite positive number")
+    return float(tol)
+
+
+def _check_symmetric(system, seed=0):
+    """A user's ``symmetric=True`` claim, checked with two random vectors: ``u^T A v``
+    must equal ``v^T A u`` (a wrong claim would transpose the derivative silently)."""
+    rng = onp.random.default_rng(seed)
+    u, v = rng.standard_normal(system.n), rng.standard_normal(system.n)
+    Av, Au = system.apply(v), system.apply(u)
+    a, b = float(u @ Av), float(v @ Au)
+    scale = max(onp.linalg.norm(Av) * onp.linalg.norm(u), onp.finfo(float).tiny)
+    if abs(a - b) > 1e-8 * scale:
+        raise InputError(
+            f"symmetric=True, but dF/dz is not symmetric: u^T A v = {a:.6e} and v^T A u = "
+            f"{b:.6e} for random u, v. Pass symmetric=False (the default)."
+        )
 
 
 def _check_array(a, name):

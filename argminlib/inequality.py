@@ -48,7 +48,7 @@ from .partials import (
     f_YY,
     flat_values,
 )
-from .problem import Conditions, Problem
+from .problem import Conditions, Problem, check_tol
 from .unconstrained import Unconstrained
 
 __all__ = ["Barrier", "lemma_4_2", "active_set", "Inequality"]
@@ -100,6 +100,19 @@ class Barrier(Unconstrained):
         check_strictly_feasible(self.c, x, y, "y")
         return super().complete(x, y)
 
+    def check_solution(self, x, y):
+        """The accepted (polished) ``y`` must still be strictly feasible: with a very large
+        ``t`` the barrier term vanishes in floating point and Newton steps can leave the
+        feasible set."""
+        try:
+            check_strictly_feasible(self.c, x, y, "The barrier solution y")
+        except InfeasibleError as err:
+            raise InfeasibleError(
+                f"{err} With t = {self.t:g} the barrier term is negligible against t f in "
+                "floating point: use a smaller t (the barrier error falls as 1/t), or the "
+                "exact Inequality problem."
+            ) from None
+
 
 def lemma_4_2(f, c, t, x, y, *, tol=1e-6):
     """Lemma 4.2: the derivative of the barrier approximation ``g_t`` at its solution ``y``,
@@ -116,18 +129,29 @@ def lemma_4_2(f, c, t, x, y, *, tol=1e-6):
 
 def active_set(c, x, y, *, active_tol=1e-6, feas_tol=1e-6):
     """Indices ``i`` of the active constraints: those whose first-order distance
-    ``-c_i / ||grad_y c_i||`` is at most ``active_tol * max(1, |y|)``. Raises
-    :class:`ConstraintError` if a constraint is violated by a distance above
-    ``feas_tol * max(1, |y|)``."""
-    cv, dist = constraint_distance(c, getval(x), getval(y))
-    scale = max(1.0, float(onp.max(onp.abs(getval(y)))) if onp.size(getval(y)) else 1.0)
-    if dist.size and onp.max(dist) > feas_tol * scale:
-        i = int(onp.argmax(dist))
+    ``-c_i / ||grad_y c_i||`` is at most ``active_tol * s_i``, with the scale
+    ``s_i = max(1, |n_i . y|)`` of ``y`` along the constraint's unit normal ``n_i`` (so a
+    large entry of ``y`` that the constraint does not involve does not widen its band).
+    Raises :class:`ConstraintError` if a constraint is violated by a distance above
+    ``feas_tol * s_i``. Scale-free: multiplying ``c_i`` by a constant changes nothing."""
+    active_tol = check_tol(active_tol, "active_tol")
+    feas_tol = check_tol(feas_tol, "feas_tol")
+    xv, yv = getval(x), getval(y)
+    cv, dist = constraint_distance(c, xv, yv)
+    if not dist.size:
+        return onp.zeros(0, dtype=int)
+    J = onp.asarray(getval(constraint_jacobian(c, xv, yv)), dtype=float).reshape(dist.size, -1)
+    norms = onp.linalg.norm(J, axis=1)
+    along = onp.abs(J @ onp.reshape(yv, -1)) / onp.where(norms > 0, norms, 1.0)
+    scale = onp.maximum(1.0, along)
+    excess = dist / scale
+    if onp.max(excess) > feas_tol:
+        i = int(onp.argmax(excess))
         raise ConstraintError(
             f"y violates inequality constraint {i}: c_{i}(x, y) = {cv[i]:.3e}, a distance of "
-            f"{dist[i]:.3e} outside > {feas_tol * scale:.1e}. Pass a feasible solution."
+            f"{dist[i]:.3e} outside > {feas_tol * scale[i]:.1e}. Pass a feasible solution."
         )
-    return onp.flatnonzero(dist >= -active_tol * scale)
+    return onp.flatnonzero(excess >= -active_tol)
 
 
 class Inequality(Problem):
@@ -165,7 +189,7 @@ class Inequality(Problem):
             raise ShapeError("c (and eq) must be functions of (x, y) returning arrays")
         self.f, self.c, self.eq = f, c, eq
         self.forward_solver = forward
-        self.active_tol = active_tol
+        self.active_tol = check_tol(active_tol, "active_tol")
         self.setup(y0, mode, solver, tol, certify)
 
     def forward(self, x):
@@ -224,9 +248,12 @@ class Inequality(Problem):
                 )
             for i in idx[onp.abs(share) <= self.active_tol]:
                 warnings.warn(
-                    f"Constraint {int(i)} is weakly active at y (active with zero multiplier): "
-                    "the solution map is not differentiable here. Returning the one-sided "
-                    "derivative that keeps the constraint active.",
+                    f"Constraint {int(i)} is weakly active at y: it is within active_tol of "
+                    "its bound and its multiplier is (relatively) below active_tol, so either "
+                    "it is active with a zero multiplier (the solution map is not "
+                    "differentiable here) or it is inactive by less than the solution's "
+                    "accuracy. Returning the one-sided derivative that keeps it active; if y "
+                    "is known to be strictly inside, pass a smaller active_tol.",
                     DegenerateConstraintWarning,
                     stacklevel=4,
                 )

@@ -40,7 +40,7 @@ import scipy.sparse.linalg as spla
 from autograd.tracer import getval
 
 from . import sparse as _sparse
-from .exceptions import InputError, LinearSolveError, NonFiniteError, ShapeError
+from .exceptions import ArgminError, InputError, LinearSolveError, NonFiniteError, ShapeError
 
 __all__ = [
     "SolveInfo",
@@ -640,40 +640,54 @@ class MINRES(_Krylov):
 
     def _run(self, system, b, M, x0, rtol, target):
         count = [0]
-        w, code = spla.minres(
-            _scipy_operator(system),
-            b,
-            x0,
-            rtol=rtol,
-            maxiter=self.maxiter,
-            M=_scipy_precond(M, system.n),
-            callback=lambda _: count.__setitem__(0, count[0] + 1),
-        )
+        try:
+            w, code = spla.minres(
+                _scipy_operator(system),
+                b,
+                x0,
+                rtol=rtol,
+                maxiter=self.maxiter if self.maxiter is not None else 10 * system.n + 50,
+                M=_scipy_precond(M, system.n),
+                callback=lambda _: count.__setitem__(0, count[0] + 1),
+            )
+        except ValueError as err:  # scipy: "indefinite preconditioner"
+            raise LinearSolveError(
+                f"MINRES stopped on the {system.name} system: {err}. MINRES needs a "
+                "symmetric positive definite preconditioner; pass another one or none."
+            ) from None
         return w, code, count[0], None
 
 
 class GMRES(_Krylov):
     """GMRES (``scipy.sparse.linalg.gmres``): general square systems. ``restart`` sets the
-    Krylov subspace size; ``maxiter`` counts restart cycles as in scipy."""
+    Krylov subspace size (default ``min(n, 50)``); ``maxiter`` counts restart cycles as in
+    scipy (default: as many as make ``10 n + 50`` iterations in all, as for CG and MINRES,
+    so that a system GMRES cannot solve fails in bounded time)."""
 
     name = "gmres"
 
     def __init__(self, rtol=1e-10, atol=0.0, maxiter=None, preconditioner=None, restart=None):
         super().__init__(rtol, atol, maxiter, preconditioner)
-        if restart is not None and not (isinstance(restart, numbers.Integral) and restart >= 1):
+        if restart is not None and not (
+            isinstance(restart, numbers.Integral) and not isinstance(restart, bool) and restart >= 1
+        ):
             raise InputError(f"GMRES(restart={restart!r}): restart must be None or an integer >= 1")
         self.restart = restart
 
     def _run(self, system, b, M, x0, rtol, target):
         count = [0]
+        restart = self.restart if self.restart is not None else min(system.n, 50)
+        cycles = self.maxiter
+        if cycles is None:
+            cycles = max(2, -(-(10 * system.n + 50) // restart))
         w, code = spla.gmres(
             _scipy_operator(system),
             b,
             x0,
             rtol=rtol,
             atol=0.0,
-            restart=self.restart,
-            maxiter=self.maxiter,
+            restart=restart,
+            maxiter=cycles,
             M=_scipy_precond(M, system.n),
             callback=lambda _: count.__setitem__(0, count[0] + 1),
             callback_type="pr_norm",
@@ -694,6 +708,8 @@ class NullSpace(LinearSolver):
     name = "nullspace"
 
     def __init__(self, inner="cg", rcond=1e-10):
+        if not (isinstance(rcond, numbers.Real) and not isinstance(rcond, bool) and 0 < rcond < 1):
+            raise InputError(f"NullSpace(rcond={rcond!r}): use a number in (0, 1)")
         self.inner = get_solver(inner)
         self.rcond = rcond
         self.needs_definite = self.inner.needs_definite
@@ -753,7 +769,7 @@ class Sparse(LinearSolver):
     is narrow, CHOLMOD when scikit-sparse is installed, ``splu`` otherwise), ``"banded"``,
     ``"cholmod"`` or ``"splu"``; see :func:`argminlib.sparse.factorize`. For a system
     tagged definite the factorisation is a Cholesky one, so its success certifies the
-    curvature (:meth:`certificate`).
+    curvature (its ``certificate`` method).
     """
 
     name = "sparse"
@@ -866,8 +882,17 @@ class _Plain(LinearSolver):
     def _solve(self, system, b):
         try:
             out = self.fun(system.apply, b.copy())
-        except ArithmeticError as err:
-            raise LinearSolveError(f"The custom solver {self.name!r} failed: {err}") from None
+        except ArgminError:
+            raise
+        except (ArithmeticError, onp.linalg.LinAlgError, sla.LinAlgError) as err:
+            raise LinearSolveError(
+                f"The custom solver {self.name!r} failed on the {system.name} system: {err}"
+            ) from None
+        except TypeError as err:
+            raise InputError(
+                f"The custom solver {self.name!r} raised TypeError: {err}. A custom solver is "
+                "a function solve(matvec, b) -> w, with matvec(v) the product A v."
+            ) from None
         if isinstance(out, tuple):
             raise InputError(
                 f"The custom solver {self.name!r} returned a tuple; it must return the solution "

@@ -33,11 +33,12 @@ def call_user(fun, x, y, name, where="y"):
         value = getval(fun(x, y))
     except ArgminError:
         raise
-    except (ValueError, TypeError, IndexError) as err:
+    except (ValueError, TypeError, IndexError, AttributeError) as err:
         raise InputError(
             f"{name}(x, {where}) raised {type(err).__name__}: {err}. Here x is "
             f"{_describe(x)} and {where} has shape {onp.shape(getval(y))}; check that "
-            f"{name} accepts arguments of these shapes (y0 fixes the shape of y)."
+            f"{name} accepts arguments of these shapes"
+            + (" (y0 fixes the shape of y)." if where in ("y", "y0") else ".")
         ) from None
     arr = onp.asarray(value)
     if onp.iscomplexobj(arr):
@@ -83,8 +84,13 @@ def check_objective(f, x, y, where="y"):
 
 def check_constraint(h, x, y, name, where="y0"):
     """``h(x, y)`` must return real numbers (any shape); a wrong shape inside ``h`` is
-    reported as an :class:`~argminlib.InputError`."""
-    call_user(h, x, y, name, where)
+    reported as an :class:`~argminlib.InputError`, a NaN or inf value as a
+    :class:`~argminlib.NonFiniteError`."""
+    value = call_user(h, x, y, name, where)
+    if not onp.all(onp.isfinite(value)):
+        raise NonFiniteError(
+            f"{name}(x, {where}) is NaN or inf: the constraints must be finite at {where}."
+        )
 
 
 def f_Y(f, x, y):

@@ -80,33 +80,36 @@ def as_float_array(a, name):
 
 
 def _is_container_of_arrays(x):
+    """A dict, or a list/tuple that is not a plain array literal: it holds arrays, other
+    containers, or values autograd is tracing (a tuple of traced scalars must stay a
+    container: turning it into an array would drop the trace)."""
     v = getval(x)
     if isinstance(v, dict):
         return True
     if isinstance(v, (list, tuple)):
-        return any(isinstance(getval(e), (dict, list, tuple)) or onp.ndim(getval(e)) > 0 for e in v)
+        return any(
+            is_traced(e) or isinstance(getval(e), (dict, list, tuple)) or onp.ndim(getval(e)) > 0
+            for e in v
+        )
     return False
 
 
 def check_x(x, name="x"):
     """The parameter: a number or array (converted to floats), or a container (tuple, list,
-    dict) of them, whose leaves are checked the same way."""
-    if _is_container_of_arrays(x):
+    dict, nested) of them, whose leaves are checked the same way. Traced leaves are kept."""
+    if is_traced(x):
         v = getval(x)
+        if not isinstance(v, (dict, list, tuple)):
+            as_float_array(x, name)  # a traced array: its value is checked
+            return x
+    if _is_container_of_arrays(x) or (is_traced(x) and isinstance(getval(x), (dict, list, tuple))):
+        v = x if isinstance(x, (dict, list, tuple)) else getval(x)
         items = v.items() if isinstance(v, dict) else enumerate(v)
-        for k, e in items:
-            if not is_traced(e):
-                as_float_array(e, f"{name}[{k!r}]")
-        return x if is_traced(x) else _convert_tree(v, name)
+        out = {k: check_x(e, f"{name}[{k!r}]") for k, e in items}
+        if is_traced(x):
+            return x
+        return out if isinstance(v, dict) else type(v)(out[i] for i in range(len(v)))
     return as_float_array(x, name)
-
-
-def _convert_tree(v, name):
-    if isinstance(v, dict):
-        return {k: _convert_tree(e, name) for k, e in v.items()}
-    if isinstance(v, (list, tuple)) and _is_container_of_arrays(v):
-        return type(v)(_convert_tree(e, name) for e in v)
-    return as_float_array(v, name)
 
 
 @dataclass
@@ -138,6 +141,12 @@ class Problem:
     polish = 5
 
     def setup(self, y0, mode, solver, tol, certify):
+        forward = getattr(self, "forward_solver", None)
+        if forward is not None and not callable(forward):
+            raise InputError(
+                f"forward={forward!r}: pass a function forward(f, x, y0) -> y (or None for "
+                "the default solver)."
+            )
         self.mode = mode
         self.sign = mode_sign(mode)
         self.y0 = as_float_array(y0, "y0")

@@ -132,7 +132,7 @@ def test_lanczos_certificate_on_a_large_operator():
     assert e.value.certificate.lowest == pytest.approx(-0.5, abs=1e-6)
     d[17] = 1.5
     cert = certify(_system(onp.diag(d)), +1, cfg)
-    assert not cert.exact and cert.products == 40 and cert.lowest >= 1.0 - 1e-8
+    assert not cert.exact and 40 <= cert.products <= 300 and cert.lowest >= 1.0 - 1e-8
 
 
 def test_kkt_inertia_certificate():

@@ -11,7 +11,7 @@ import autograd.numpy as anp
 import numpy as onp
 import pytest
 import scipy.sparse.linalg as spla
-from autograd import grad, hessian, make_jvp
+from autograd import grad, hessian, jacobian, make_jvp
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -481,3 +481,138 @@ def test_root_and_fixed_point():
         al.root(lambda a, z: z**3 + z - a, 2.0, onp.array([30.0]))
     with pytest.raises(al.SingularHessianError):
         al.root(lambda a, z: anp.array([z[0] - a, z[0] - a]), 1.0, onp.array([1.0, 1.0]))
+
+
+# --- regressions from the hostile review ------------------------------------------------------
+
+
+@pytest.mark.parametrize("solver", ["cg", "minres", "gmres"])
+def test_negative_eigenvalue_hidden_in_a_wide_spectrum(solver):
+    """One eigenvalue -1e-2 below 400 spread over [1, 1000]: 20 Lanczos steps do not see
+    it; the certificate follows the lowest Ritz value until it settles."""
+    n = 400
+    rng = onp.random.default_rng(1)
+    Q = onp.linalg.qr(rng.normal(size=(n, n)))[0]
+    ev = onp.linspace(1.0, 1000.0, n)
+    ev[0] = -1e-2
+    A = Q @ onp.diag(ev) @ Q.T
+    x = rng.normal(size=n)
+    ys = onp.linalg.solve(A, x)
+
+    def f(x, y):
+        return 0.5 * y @ (A @ y) - x @ y
+
+    with pytest.raises(al.CurvatureError, match="saddle point"):
+        al.Unconstrained(f, ys, solver=solver).vjp(x, ys, onp.ones(n))
+    with pytest.raises(al.CurvatureError, match="saddle point"):
+        al.argmin(f, x, onp.zeros(n), solver=solver, forward=lambda f, x, y0: ys)
+
+
+def test_tuple_of_traced_scalars_keeps_the_trace():
+    def g(p):
+        return al.argmin(lambda p, y: 0.5 * (y - p[0]) ** 2 * anp.exp(p[1]) + 0.1 * y**4, p, 0.0)
+
+    ref = al.fd_grad(lambda a: g((a, 2.0)) + a**2, 1.0)
+    assert grad(lambda a: g((a, 2.0)) + a**2)(1.0) == pytest.approx(ref, rel=1e-6)
+    fd = al.fd_grad(lambda v: g((v[0], v[1])), onp.array([1.0, 2.0]))
+    for p in [(1.0, 2.0), [1.0, 2.0]]:
+        assert al.max_error(onp.array(grad(g)(p)), fd) < 1e-6
+
+
+def test_nested_container_parameters():
+    rng = onp.random.default_rng(2)
+    p = {"m": (rng.normal(size=(4, 2)), rng.normal(size=4)), "l": 0.1}
+
+    def f(p, y):
+        return 0.5 * anp.sum((p["m"][0] @ y - p["m"][1]) ** 2) + p["l"] * anp.sum(y**2)
+
+    g = grad(lambda p: anp.sum(al.argmin(f, p, onp.zeros(2))))(p)
+
+    def closed(l):
+        X, t = p["m"]
+        return onp.sum(onp.linalg.solve(X.T @ X + 2 * l * onp.eye(2), X.T @ t))
+
+    assert g["l"] == pytest.approx(al.fd_grad(closed, 0.1), rel=1e-6)
+
+
+def test_activity_is_judged_per_constraint():
+    """A large entry of y that a constraint does not involve does not make it active."""
+    y = al.argmin(
+        lambda x, y: 0.5 * (y[0] - x) ** 2 + 0.5 * y[1] ** 2,
+        1e6,
+        onp.zeros(2),
+        ineq=lambda x, y: anp.array([y[1] - 0.5]),
+    )
+    assert onp.allclose(y, [1e6, 0.0])
+    with pytest.raises(al.InputError, match="active_tol"):
+        al.Inequality(lambda x, y: anp.sum(y**2), lambda x, y: y, onp.zeros(2), active_tol=-1.0)
+
+
+def test_barrier_with_huge_t_refuses_an_infeasible_answer():
+    f = lambda x, y: 0.5 * anp.sum((y - x) ** 2) + 0.1 * anp.sum(y**4)  # noqa: E731
+    c = lambda x, y: anp.array([y[0] - 0.5])  # noqa: E731
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        try:
+            y = al.Barrier(f, c, 1e100, onp.zeros(2))(onp.array([1.0, 2.0]))
+        except al.ArgminError:
+            return
+    assert y[0] < 0.5
+
+
+def test_root_checks_a_symmetric_claim_and_its_inputs():
+    A = onp.array([[2.0, 1, 0], [0, 3, 1], [1, 0, 4]])
+    x = onp.ones(3)
+    z = onp.linalg.solve(A, x)
+    with pytest.raises(al.InputError, match="not symmetric"):
+        al.root(lambda x, z: A @ z - x, x, z, symmetric=True, solver="dense")
+    J = jacobian(lambda x: al.root(lambda x, z: A @ z - x, x, z, solver="dense"))(x)
+    assert onp.allclose(J, onp.linalg.inv(A))
+    with pytest.raises(al.InputError, match="tol"):
+        al.root(lambda x, z: z**2 - x, 4.0, 2.0, tol=float("nan"))
+    with pytest.raises(al.InputError, match=r"F\(x, z\) raised TypeError"):
+        al.fixed_point(lambda a, z: None, 1.0, onp.array([0.7]))
+    with pytest.raises(al.ShapeError, match="square system"):
+        al.root(lambda x, z: anp.array([z[0] - x, z[0] + x]), 1.0, onp.array([1.0]))
+    assert al.root(lambda x, z: [z[0] ** 2 - x], 4.0, onp.array([2.0]))[0] == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize(
+    "call, error",
+    [
+        (lambda: al.Certify(seed="a"), al.InputError),
+        (lambda: al.Certify(seed=-1), al.InputError),
+        (lambda: al.GMRES(restart=True), al.InputError),
+        (lambda: al.NullSpace(rcond="a"), al.InputError),
+        (lambda: al.argmin(_sq, 1.0, 0.0, forward="newton"), al.InputError),
+        (lambda: al.argmin(lambda x, y: y.foo, 1.0, 0.0), al.InputError),
+        (
+            lambda: grad(
+                lambda x: al.argmin(
+                    _sq, x, 0.0, solver=lambda mv, b: onp.linalg.solve(onp.zeros((1, 1)), b)
+                )
+            )(1.0),
+            al.LinearSolveError,
+        ),
+        (lambda: grad(lambda x: al.argmin(_sq, x, 0.0, solver=lambda b: b))(1.0), al.InputError),
+        (
+            lambda: grad(
+                lambda x: anp.sum(
+                    al.argmin(
+                        _sq, x, onp.zeros(2), solver=al.MINRES(preconditioner=onp.diag([1.0, -1.0]))
+                    )
+                )
+            )(onp.ones(2)),
+            al.LinearSolveError,
+        ),
+        (
+            lambda: al.argmin(
+                _sq, onp.ones(2), onp.zeros(2), eq=lambda x, y: anp.array([onp.nan + y[0]])
+            ),
+            al.NonFiniteError,
+        ),
+    ],
+)
+def test_hostile_inputs_raise_argmin_errors(call, error):
+    with pytest.raises(error):
+        call()
