@@ -114,27 +114,35 @@ def gradient_descent(
 
 def lbfgs(loss, theta0, *, maxiter=100, gtol=1e-8, progress=False):
     """scipy's L-BFGS-B on ``loss`` with autograd gradients. Returns a :class:`History`
-    (one entry per L-BFGS iteration)."""
+    (one entry per L-BFGS iteration). Each point is evaluated once: the history reuses the
+    value and gradient the line search computed."""
     vg = value_and_grad(loss)
     hist = History("lbfgs")
-    value, g = vg(onp.array(theta0, dtype=float))
+    theta0 = onp.array(theta0, dtype=float)
+    cache = {}
+
+    def evaluate(theta):
+        key = onp.asarray(theta, dtype=float).tobytes()
+        if key not in cache:
+            v, gr = vg(onp.array(theta, dtype=float))
+            cache.clear()  # keep only the latest point: the one the callback asks for
+            cache[key] = (float(v), onp.asarray(gr, dtype=float))
+        return cache[key]
+
+    value, g = evaluate(theta0)
     hist.record(theta0, value, g)
     bar = _progress(maxiter, progress, "lbfgs")
 
-    def fun(theta):
-        v, gr = vg(theta)
-        return float(v), onp.asarray(gr, dtype=float)
-
     def callback(intermediate_result):
         th = intermediate_result.x
-        v, gr = vg(th)
+        v, gr = evaluate(th)
         hist.record(th, v, gr)
         if bar is not None:
             bar.update(1)
 
     res = sopt.minimize(
-        fun,
-        onp.array(theta0, dtype=float),
+        evaluate,
+        theta0,
         jac=True,
         method="L-BFGS-B",
         callback=callback,

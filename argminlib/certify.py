@@ -267,7 +267,7 @@ def certify(system, sign, config, *, forms_matrix=False, allow_singular=False):
         int(dim),
         vecs[:, 0 if k == 0 else -1] if vecs.size else None,
     )
-    _judge(system, sign, cert, config, allow_singular)
+    _judge(system, sign, cert, config, allow_singular, vals)
     return cert
 
 
@@ -275,7 +275,7 @@ def _where(system):
     return " on the null space of the active constraints' Jacobian" if system.kkt_rows else ""
 
 
-def _judge(system, sign, cert, config, allow_singular):
+def _judge(system, sign, cert, config, allow_singular, vals=None):
     big = max(abs(cert.lowest), abs(cert.highest), onp.finfo(float).tiny)
     zero = max(100, cert.space) * onp.finfo(float).eps * big
     how = "" if cert.exact else f" (Lanczos estimate, {cert.products} products)"
@@ -305,17 +305,22 @@ def _judge(system, sign, cert, config, allow_singular):
             raise CurvatureError(msg, eigenvalue=sign * lo, certificate=cert)
         if lo <= zero:
             if allow_singular:
+                spectrum = [cert.lowest, cert.highest] if vals is None else vals
+                _check_nonzero(system, spectrum, zero, big, config, how)
                 return
+            against = (
+                f"against largest |eigenvalue| {big:.3e}"
+                if max(abs(cert.lowest), abs(cert.highest)) > 0
+                else "(it is zero there)"
+            )
             raise SingularHessianError(
-                f"The {name}{where} is singular: eigenvalue {sign * lo:.3e} against largest "
-                f"|eigenvalue| {big:.3e}{how}, so y is not a strict (isolated) {want} and its "
+                f"The {name}{where} is singular: eigenvalue {sign * lo:.3e} {against}{how}, "
+                f"so y is not a strict (isolated) {want} and its "
                 "derivative is undefined. Regularise the problem (e.g. add a small strongly "
                 f"convex term), or use solver='lstsq' for the minimum-norm derivative.",
                 certificate=cert,
             )
         if lo <= config.rcond * big:
-            if allow_singular:
-                return
             raise IllConditionedError(
                 f"The {name}{where} is {kind} definite but ill-conditioned: smallest "
                 f"|eigenvalue| {lo:.3e} against largest {big:.3e} (condition number about "
@@ -327,7 +332,11 @@ def _judge(system, sign, cert, config, allow_singular):
             )
         return
     small = cert.smallest
-    if small <= zero and not allow_singular:
+    if small <= zero and allow_singular:
+        spectrum = [cert.lowest, cert.highest] if vals is None else vals
+        _check_nonzero(system, spectrum, zero, big, config, how)
+        return
+    if small <= zero:
         raise SingularHessianError(
             f"The {name}{where} is singular: eigenvalue of size {small:.3e} against largest "
             f"{big:.3e}{how}. The solution is not locally unique, so its derivative is "
@@ -335,7 +344,7 @@ def _judge(system, sign, cert, config, allow_singular):
             "derivative.",
             certificate=cert,
         )
-    if small <= config.rcond * big and not allow_singular:
+    if small <= config.rcond * big:
         raise IllConditionedError(
             f"The {name}{where} is ill-conditioned: smallest |eigenvalue| {small:.3e} against "
             f"largest {big:.3e}{how}. Rescale or regularise; to accept it knowingly pass "
@@ -344,13 +353,32 @@ def _judge(system, sign, cert, config, allow_singular):
         )
 
 
+def _check_nonzero(system, vals, zero, big, config, how):
+    """For the minimum-norm derivative (``lstsq``): the eigenvalues treated as zero must be
+    round-off, and the others well away from zero; otherwise the minimum-norm answer differs
+    from the true derivative of a merely ill-conditioned matrix."""
+    a = onp.abs(onp.asarray(vals, dtype=float)).reshape(-1)
+    a = a[a > zero]
+    small = float(a.min()) if a.size else onp.inf
+    if small <= config.rcond * big:
+        raise IllConditionedError(
+            f"The {system.name}{_where(system)} is numerically singular but not at round-off "
+            f"level: its smallest nonzero |eigenvalue| is {small:.3e} against largest "
+            f"{big:.3e}{how}, so whether it is zero is not clear and the minimum-norm "
+            "derivative may differ from the true one. Regularise the problem, or pass "
+            f"certify=argminlib.Certify(rcond={0.1 * small / big:.0e}) to invert it as it is.",
+        )
+
+
 def _judge_general(system, s, config, allow_singular, exact=True):
     big = max(float(s[0]), onp.finfo(float).tiny)
     small = float(s[-1])
     cert = Certificate("singular-values", small, big, small, exact, 0, system.n)
-    if allow_singular:
+    zero = max(100, system.n) * onp.finfo(float).eps * big
+    if allow_singular and small <= zero:
+        _check_nonzero(system, s, zero, big, config, "")
         return cert
-    if small <= max(100, system.n) * onp.finfo(float).eps * big:
+    if small <= zero:
         raise SingularHessianError(
             f"The {system.name} is singular: smallest singular value {small:.3e} against "
             f"largest {big:.3e}. The derivative is undefined here.",

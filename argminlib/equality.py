@@ -22,9 +22,15 @@ from autograd.tracer import getval
 
 from .exceptions import ConstraintError, InfeasibleError, NonFiniteError, ShapeError
 from .forward import slsqp
-from .partials import constraint_jacobian, f_XY, f_YY, flat_values
+from .partials import (
+    check_constraint,
+    check_objective,
+    constraint_jacobian,
+    f_XY,
+    f_YY,
+    flat_values,
+)
 from .problem import Conditions, Problem
-from .unconstrained import check_objective
 
 __all__ = [
     "linear_constraint",
@@ -43,6 +49,13 @@ def linear_constraint(A, b=None):
     def h(x, y):
         A_ = A(x) if callable(A) else A
         b_ = 0.0 if b is None else (b(x) if callable(b) else b)
+        shape_A, shape_b = anp.shape(A_), anp.shape(b_)
+        size_y = int(onp.size(getval(y)))
+        if len(shape_A) != 2 or shape_A[1] != size_y or shape_b not in ((), (shape_A[0],)):
+            raise ShapeError(
+                f"linear_constraint: A has shape {shape_A} and b {shape_b}, but y has "
+                f"{size_y} entries: A must be p x {size_y} and b a vector of length p."
+            )
         return anp.dot(A_, anp.reshape(y, (-1,))) - b_
 
     h.linear = (A, b)
@@ -105,8 +118,8 @@ class Equality(Problem):
         space of ``h_Y``; equivalently the KKT matrix's inertia).
     """
 
-    name = "KKT matrix"
-    what = "the KKT conditions grad_y L = 0, h(x, y) = 0"
+    matrix_name = "KKT matrix"
+    conditions = "the KKT conditions grad_y L = 0, h(x, y) = 0"
 
     def __init__(
         self, f, h, y0, *, mode="min", solver="dense", tol=1e-6, forward=None, certify=True
@@ -144,13 +157,15 @@ class Equality(Problem):
         self.check_feasible(x, y)
 
     def forward(self, x):
-        check_objective(self.f, x, self.y0)
+        check_objective(self.f, x, self.y0, "y0")
+        check_constraint(self.h, x, self.y0, "h")
         if self.forward_solver is not None:
             return self.forward_solver(self.f, x, self.y0)
         return slsqp(self.f, x, self.y0, eq=self.h, maximize=self.mode == "max")
 
     def complete(self, x, y, multipliers_=None, feasible=True):
         check_objective(self.f, x, y)
+        check_constraint(self.h, x, y, "h", "y")
         hv = onp.asarray(getval(flat_values(self.h, x, y)), dtype=float)
         if feasible:
             self.check_feasible(x, y)

@@ -243,6 +243,8 @@ def slsqp(f, x, y0, *, eq=None, ineq=None, maximize=False, ftol=1e-15, maxiter=1
         def cf(z, fun=fun, s=s):
             return s * flat_values(fun, x, anp.reshape(z, shape))
 
+        if onp.size(plain(cf(z0))) == 0:  # no constraints of this kind
+            continue
         Jc = onp.asarray(jacobian(cf)(z0), dtype=float).reshape(-1, z0.size)
         rs = onp.linalg.norm(Jc, axis=1)
         rs = onp.where(rs > 0, rs, 1.0)
@@ -255,6 +257,8 @@ def slsqp(f, x, y0, *, eq=None, ineq=None, maximize=False, ftol=1e-15, maxiter=1
                 ),
             }
         )
+    if not cons:  # nothing to constrain: the unconstrained trust-region solver
+        return newton(f, x, y0, maximize=maximize)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         res = sopt.minimize(
@@ -274,9 +278,36 @@ def slsqp(f, x, y0, *, eq=None, ineq=None, maximize=False, ftol=1e-15, maxiter=1
                 f"SLSQP found no feasible point ({msg}): the constraints may be inconsistent. "
                 "Check them, or start from a feasible y0."
             )
-        if res.status not in (8, 9):  # 8/9: line search / iteration limit near the optimum
+        violation = 0.0
+        for con in cons:
+            v = onp.asarray(con["fun"](res.x), dtype=float)
+            v = onp.abs(v) if con["type"] == "eq" else onp.maximum(-v, 0.0)
+            violation = max(violation, float(onp.max(v, initial=0.0)))
+        if violation > 1e-6:
+            raise InfeasibleError(
+                f"SLSQP found no feasible point: it stopped ({msg}, status {res.status}) at a "
+                "point that violates the "
+                f"constraints by {violation:.1e} (relative to their gradients): they may be "
+                "inconsistent. Check them, or start from a feasible y0."
+            )
+        # 6/7: singular or rank-deficient constraint matrix (dependent constraints), 8/9:
+        # line search or iteration limit near the optimum: the problem's polish and checks
+        # decide
+        if res.status not in (6, 7, 8, 9):
             raise ForwardSolveError(f"SLSQP failed (status {res.status}): {msg}")
     return res.x.reshape(shape) if shape else float(res.x[0])
+
+
+def check_strictly_feasible(c, x, y, what):
+    """Raise :class:`~argminlib.InfeasibleError` unless ``c(x, y) < 0`` entrywise."""
+    cv = onp.asarray(plain(flat_values(c, x, y)), dtype=float)
+    bad = onp.flatnonzero(~(cv < 0))
+    if bad.size:
+        raise InfeasibleError(
+            f"{what} is not strictly feasible: c_{bad[0]}(x, y) = {cv[bad[0]]:.3e} >= 0 "
+            f"({bad.size} of {cv.size} constraints). The barrier needs c(x, y) < 0: start "
+            "from a point strictly inside the feasible set."
+        )
 
 
 def barrier_objective(f, c, t, *, maximize=False):
@@ -300,6 +331,7 @@ def barrier_solve(f, c, x, y0, t, *, t0=None, mu=10.0, tol=1e-12, maxiter=100, m
     """
     x = plain(x)
     y = onp.asarray(y0, dtype=float)
+    check_strictly_feasible(c, x, y, "The starting point y0")
     shape = y.shape
     s = -1.0 if maximize else 1.0
     ts, tk = [], min(t, t0 if t0 is not None else 1.0)

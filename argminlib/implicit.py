@@ -29,8 +29,6 @@ differentiates its reverse pass.
 
 from __future__ import annotations
 
-import copy
-
 import autograd.numpy as anp
 import numpy as onp
 from autograd import grad, make_jvp, make_vjp
@@ -40,8 +38,8 @@ from autograd.misc import flatten
 from autograd.tracer import getval, isbox
 
 from . import certify as _certify
-from .exceptions import InputError, NonFiniteError, ShapeError
-from .linsolve import LinearSystem, SolveInfo, _Krylov, get_solver
+from .exceptions import ArgminError, InputError, NonFiniteError, ShapeError
+from .linsolve import LinearSystem, SolveInfo, get_solver
 
 __all__ = [
     "Linearization",
@@ -346,15 +344,8 @@ class Solution:
         if not onp.any(self.residual):
             return onp.zeros(self.n)
         solver = self.solver
-        if (
-            isinstance(solver, _Krylov)
-            and self.certificate is not None
-            and onp.isfinite(self.certificate.condition)
-        ):
-            rtol = min(1e-4, 1e-3 / max(self.certificate.condition, 1.0))
-            if rtol > solver.rtol:
-                solver = copy.copy(solver)
-                solver.rtol = rtol
+        if self.certificate is not None and onp.isfinite(self.certificate.condition):
+            solver = solver.loosened(min(1e-4, 1e-3 / max(self.certificate.condition, 1.0)))
         w, info = solver(self.system, -self.residual)
         return w
 
@@ -402,16 +393,40 @@ class Solution:
         return W.T @ rows  # row i of J is -(A^{-T} e_i)^T B
 
 
-def root(F, x, z, *, solver="gmres", symmetric=False, tol=1e-6, certify=True):
+def polish(make_solution, z, steps, ny=None):
+    """Up to ``steps`` Newton steps from ``z`` while the step shrinks; returns the last
+    :class:`Solution` (``make_solution(z)``) and its Newton step. The step of the primal
+    part (the first ``ny`` entries) is what shrinks; it is the first-order distance to the
+    solution, whatever the scale of ``F``."""
+    ny = len(z) if ny is None else ny
+    sol = make_solution(z)
+    step = sol.newton_step()
+    for _ in range(steps):
+        size = float(onp.max(onp.abs(step[:ny]))) if ny else 0.0
+        if size <= 1e-14 * max(1.0, float(onp.max(onp.abs(sol.z[:ny]))) if ny else 1.0):
+            break
+        try:
+            new = make_solution(sol.z + step)
+            new_step = new.newton_step()
+        except ArgminError:
+            break
+        if not onp.max(onp.abs(new_step[:ny])) < size:
+            break
+        sol, step = new, new_step
+    return sol, step
+
+
+def root(F, x, z, *, solver="gmres", symmetric=False, tol=1e-6, certify=True, polish_steps=5):
     """``z`` with the derivative of the implicit function ``F(x, z(x)) = 0`` attached:
     an autograd-differentiable function of ``x`` (as JAXopt's ``custom_root``).
 
-    ``z`` is a solution you computed by any means (a flat array, or any array shape:
-    it is flattened). It is checked: the Newton step ``-A^{-1} F(x, z)`` must be at most
-    ``tol * max(1, |z|)`` in every entry, and ``A = dF/dz`` nonsingular (certified as in
-    :mod:`argminlib.certify`). The linear solver must handle a non-symmetric ``A`` unless
-    ``symmetric=True`` (default GMRES). Example, the square root of ``x`` as the root of
-    ``z^2 - x``::
+    ``z`` is a solution you computed by any means (any array shape). Up to ``polish_steps``
+    Newton steps refine it (so a solver's ``1e-8`` answer becomes a ``1e-15`` one); then
+    the Newton step ``-A^{-1} F(x, z)`` must be at most ``tol * max(1, |z|)`` in every
+    entry, and ``A = dF/dz`` nonsingular (certified as in :mod:`argminlib.certify`). The
+    linear solver must handle a non-symmetric ``A`` unless ``symmetric=True`` (default
+    GMRES). ``x`` may be a number, an array or a container (tuple, list, dict) of arrays.
+    Example, the square root of ``x`` as the root of ``z^2 - x``::
 
         z = al.root(lambda x, z: z**2 - x, x, onp.sqrt(x))
     """
@@ -421,16 +436,30 @@ def root(F, x, z, *, solver="gmres", symmetric=False, tol=1e-6, certify=True):
     def Fflat(x_, z_):
         return anp.reshape(F(x_, anp.reshape(z_, shape)), (-1,))
 
-    sol = Solution(Fflat, x, zf, symmetric=symmetric, solver=solver, certify=certify)
-    check_step(sol.newton_step(), zf, tol, "F(x, z) = 0")
+    def make(zz):
+        return Solution(Fflat, x, zz, symmetric=symmetric, solver=solver, certify=certify)
+
+    sol, step = polish(make, zf, polish_steps)
+    check_step(step, sol.z, tol, "F(x, z) = 0", name="z")
     out = sol.attach(x)
     return anp.reshape(out, shape) if shape else out[0]
 
 
-def fixed_point(T, x, z, *, solver="gmres", tol=1e-6, certify=True):
+def fixed_point(T, x, z, *, solver="gmres", tol=1e-6, certify=True, polish_steps=5):
     """``z = T(x, z)`` at a fixed point ``z`` you computed, with the derivative attached
-    (as JAXopt's ``custom_fixed_point``): :func:`root` of ``T(x, z) - z``."""
-    return root(lambda x_, z_: T(x_, z_) - z_, x, z, solver=solver, tol=tol, certify=certify)
+    (as JAXopt's ``custom_fixed_point``): :func:`root` of ``T(x, z) - z``. Example::
+
+        z = al.fixed_point(lambda a, z: np.cos(a * z), a, z_from_iterating)
+    """
+    return root(
+        lambda x_, z_: T(x_, z_) - z_,
+        x,
+        z,
+        solver=solver,
+        tol=tol,
+        certify=certify,
+        polish_steps=polish_steps,
+    )
 
 
 def _check_array(a, name):
@@ -443,7 +472,7 @@ def _check_array(a, name):
     return a
 
 
-def check_step(step, z, tol, what, ny=None):
+def check_step(step, z, tol, what, ny=None, name="y"):
     """Raise :class:`~argminlib.NotStationaryError` unless the Newton step ``step`` (its
     first ``ny`` entries: the primal part) is at most ``tol * max(1, max|y|)``."""
     from .exceptions import NotStationaryError
@@ -453,11 +482,12 @@ def check_step(step, z, tol, what, ny=None):
     scale = max(1.0, float(onp.max(onp.abs(z[:ny]))) if ny else 1.0)
     if not s <= tol * scale:
         raise NotStationaryError(
-            f"y does not satisfy {what}: the Newton step to the solution has length "
-            f"{s:.3e} > tol * max(1, |y|) = {tol * scale:.1e} (a scale-free measure: it does "
+            f"{name} does not satisfy {what}: the Newton step to the solution has length "
+            f"{s:.3e} > tol * max(1, |{name}|) = {tol * scale:.1e} (a scale-free measure: it "
+            "does "
             "not change when f is multiplied by a constant). The implicit derivative is only "
             "valid at a solution: solve the lower-level problem more accurately (or pass a "
-            "better y), or raise tol if this accuracy is what you want.",
+            f"better {name}), or raise tol if this accuracy is what you want.",
             residual=s / scale,
             tol=tol,
         )

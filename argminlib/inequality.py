@@ -39,10 +39,17 @@ from .exceptions import (
     NotStationaryError,
     ShapeError,
 )
-from .forward import barrier_objective, barrier_solve, slsqp
-from .partials import constraint_jacobian, f_XY, f_YY, flat_values
+from .forward import barrier_objective, barrier_solve, check_strictly_feasible, slsqp
+from .partials import (
+    check_constraint,
+    check_objective,
+    constraint_jacobian,
+    f_XY,
+    f_YY,
+    flat_values,
+)
 from .problem import Conditions, Problem
-from .unconstrained import Unconstrained, check_objective
+from .unconstrained import Unconstrained
 
 __all__ = ["Barrier", "lemma_4_2", "active_set", "Inequality"]
 
@@ -51,17 +58,6 @@ def _check_t(t):
     if not (isinstance(t, numbers.Real) and not isinstance(t, bool) and onp.isfinite(t) and t > 0):
         raise InputError(f"The barrier parameter t must be a finite positive number; got {t!r}.")
     return float(t)
-
-
-def _strictly_feasible(c, x, y, what):
-    cv = onp.asarray(getval(flat_values(c, x, y)), dtype=float)
-    bad = onp.flatnonzero(~(cv < 0))
-    if bad.size:
-        raise InfeasibleError(
-            f"{what} is not strictly feasible: c_{bad[0]}(x, y) = {cv[bad[0]]:.3e} >= 0 "
-            f"({bad.size} of {cv.size} constraints). The barrier needs c(x, y) < 0: start "
-            "from a point strictly inside the feasible set."
-        )
 
 
 class Barrier(Unconstrained):
@@ -81,7 +77,7 @@ class Barrier(Unconstrained):
         phi = barrier_objective(f, c, t, maximize=mode == "max")
 
         def default_forward(_phi, x, y0):
-            _strictly_feasible(c, x, y0, "The starting point y0")
+            check_strictly_feasible(c, x, y0, "The starting point y0")
             return barrier_solve(f, c, x, y0, t, maximize=mode == "max")
 
         super().__init__(
@@ -93,15 +89,15 @@ class Barrier(Unconstrained):
             forward=forward or default_forward,
             certify=certify,
         )
-        self.name = f"Hessian of the barrier objective (t = {t:g})"
-        self.what = f"the barrier stationarity condition grad_y phi_t = 0 (t = {t:g})"
+        self.matrix_name = f"Hessian of the barrier objective (t = {t:g})"
+        self.conditions = f"the barrier stationarity condition grad_y phi_t = 0 (t = {t:g})"
 
     def forward(self, x):
-        _strictly_feasible(self.c, x, self.y0, "The starting point y0")
+        check_strictly_feasible(self.c, x, self.y0, "The starting point y0")
         return super().forward(x)
 
     def complete(self, x, y, multipliers_=None, feasible=True):
-        _strictly_feasible(self.c, x, y, "y")
+        check_strictly_feasible(self.c, x, y, "y")
         return super().complete(x, y)
 
 
@@ -148,8 +144,8 @@ class Inequality(Problem):
     is the one-sided derivative that keeps it active.
     """
 
-    name = "KKT matrix of the active constraints"
-    what = "the KKT conditions of the active constraints"
+    matrix_name = "KKT matrix of the active constraints"
+    conditions = "the KKT conditions of the active constraints"
 
     def __init__(
         self,
@@ -173,7 +169,10 @@ class Inequality(Problem):
         self.setup(y0, mode, solver, tol, certify)
 
     def forward(self, x):
-        check_objective(self.f, x, self.y0)
+        check_objective(self.f, x, self.y0, "y0")
+        check_constraint(self.c, x, self.y0, "c")
+        if self.eq is not None:
+            check_constraint(self.eq, x, self.y0, "eq")
         if self.forward_solver is not None:
             return self.forward_solver(self.f, x, self.y0)
         return slsqp(self.f, x, self.y0, eq=self.eq, ineq=self.c, maximize=self.mode == "max")
@@ -191,6 +190,9 @@ class Inequality(Problem):
 
     def complete(self, x, y, multipliers_=None, feasible=True):
         check_objective(self.f, x, y)
+        check_constraint(self.c, x, y, "c", "y")
+        if self.eq is not None:
+            check_constraint(self.eq, x, y, "eq", "y")
         try:
             idx = active_set(self.c, x, y, active_tol=self.active_tol, feas_tol=self.tol)
             if self.eq is not None:

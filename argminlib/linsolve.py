@@ -28,6 +28,7 @@ minimum-norm solution of a singular system instead of failing).
 
 from __future__ import annotations
 
+import copy
 import numbers
 import warnings
 from dataclasses import dataclass, replace
@@ -246,6 +247,12 @@ class LinearSolver:
     accepts_kkt = True
     minimum_norm = False
 
+    def loosened(self, rtol):
+        """This solver with relative tolerance at least ``rtol`` (for solves that need a
+        few digits only, such as the Newton step of the acceptance test). Direct solvers
+        are exact and return themselves."""
+        return self
+
     def __call__(self, system, b):
         b = _check_rhs(system, b)
         if not self.accepts_kkt and system.kkt_rows:
@@ -285,20 +292,25 @@ class Dense(LinearSolver):
         rows) and LU otherwise. ``lstsq`` returns the minimum-norm solution (through the
         pseudo-inverse with cutoff ``rcond``): the certificate then accepts a singular,
         semidefinite Hessian, whose derivative is the minimum-norm one.
-    rcond : float
-        Relative cutoff of the pseudo-inverse (``lstsq``).
+    rcond : float or None
+        Relative cutoff of the pseudo-inverse (``lstsq``). ``None``: round-off level,
+        ``max(100, n) * eps``, the same level below which the certificate calls an
+        eigenvalue zero (an ill-conditioned but invertible matrix is then refused, not
+        silently truncated).
     """
 
     name = "dense"
     forms_matrix = True
 
-    def __init__(self, method="auto", rcond=1e-10):
+    def __init__(self, method="auto", rcond=None):
         if method not in ("auto", "cholesky", "lu", "lstsq"):
             raise InputError(f"Dense(method={method!r}): use 'auto', 'cholesky', 'lu' or 'lstsq'")
-        if not (isinstance(rcond, numbers.Real) and 0 <= rcond < 1):
-            raise InputError(f"Dense(rcond={rcond!r}): use a number in [0, 1)")
+        if rcond is not None and not (
+            isinstance(rcond, numbers.Real) and not isinstance(rcond, bool) and 0 <= rcond < 1
+        ):
+            raise InputError(f"Dense(rcond={rcond!r}): use None or a number in [0, 1)")
         self.method = method
-        self.rcond = float(rcond)
+        self.rcond = None if rcond is None else float(rcond)
         self.minimum_norm = method == "lstsq"
 
     def _method(self, system):
@@ -328,7 +340,10 @@ class Dense(LinearSolver):
                     elif method == "lu":
                         fac = sla.lu_factor(A)
                     else:
-                        fac = onp.linalg.pinv(A, rcond=self.rcond)
+                        rcond = self.rcond
+                        if rcond is None:
+                            rcond = max(100, A.shape[0]) * onp.finfo(float).eps
+                        fac = onp.linalg.pinv(A, rcond=rcond)
                 except (onp.linalg.LinAlgError, sla.LinAlgWarning, ValueError) as err:
                     raise LinearSolveError(
                         f"The dense {method} factorisation of the {system.name} failed "
@@ -497,6 +512,13 @@ class _Krylov(LinearSolver):
             )
         self.rtol, self.atol, self.maxiter = float(rtol), float(atol), maxiter
         self.preconditioner = preconditioner
+
+    def loosened(self, rtol):
+        if rtol <= self.rtol:
+            return self
+        solver = copy.copy(self)
+        solver.rtol = float(rtol)
+        return solver
 
     def _solve(self, system, b):
         nb = float(onp.linalg.norm(b))

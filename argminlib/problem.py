@@ -25,7 +25,6 @@ from autograd.tracer import getval
 
 from .certify import as_certify
 from .exceptions import (
-    ArgminError,
     ForwardSolveError,
     InputError,
     NonFiniteError,
@@ -33,6 +32,7 @@ from .exceptions import (
     ShapeError,
 )
 from .implicit import Solution, check_step, is_traced, plain
+from .implicit import polish as polish_solution
 from .linsolve import get_solver
 
 __all__ = ["Problem", "Conditions", "as_float_array", "check_x", "check_tol", "mode_sign"]
@@ -88,7 +88,7 @@ def _is_container_of_arrays(x):
     return False
 
 
-def check_x(x):
+def check_x(x, name="x"):
     """The parameter: a number or array (converted to floats), or a container (tuple, list,
     dict) of them, whose leaves are checked the same way."""
     if _is_container_of_arrays(x):
@@ -96,17 +96,17 @@ def check_x(x):
         items = v.items() if isinstance(v, dict) else enumerate(v)
         for k, e in items:
             if not is_traced(e):
-                as_float_array(e, f"x[{k!r}]")
-        return x if is_traced(x) else _convert_tree(v)
-    return as_float_array(x, "x")
+                as_float_array(e, f"{name}[{k!r}]")
+        return x if is_traced(x) else _convert_tree(v, name)
+    return as_float_array(x, name)
 
 
-def _convert_tree(v):
+def _convert_tree(v, name):
     if isinstance(v, dict):
-        return {k: _convert_tree(e) for k, e in v.items()}
+        return {k: _convert_tree(e, name) for k, e in v.items()}
     if isinstance(v, (list, tuple)) and _is_container_of_arrays(v):
-        return type(v)(_convert_tree(e) for e in v)
-    return as_float_array(v, "x")
+        return type(v)(_convert_tree(e, name) for e in v)
+    return as_float_array(v, name)
 
 
 @dataclass
@@ -125,15 +125,16 @@ class Problem:
 
     Subclasses set ``yshape``, ``sign`` (+1 min, -1 max, 0 stationary), ``solver``,
     ``tol``, ``config`` (certification), ``polish`` (Newton steps allowed after the forward
-    solver), ``name`` (of ``dF/dz``) and ``what`` (the conditions, for messages), and
+    solver), ``matrix_name`` (what ``dF/dz`` is called in messages) and ``conditions`` (the
+    optimality conditions, in words, for messages), and
     implement ``forward(x) -> y`` (or ``(y, multipliers)``) and ``complete(x, y, z=None) ->
     Conditions``.
     """
 
     symmetric = True
     hessian = None  # the user's hess/hessp/hess_sparsity (argminlib.hessian.UserHessian)
-    name = "Jacobian of the optimality conditions"
-    what = "the optimality conditions"
+    matrix_name = "Jacobian of the optimality conditions"
+    conditions = "the optimality conditions"
     polish = 5
 
     def setup(self, y0, mode, solver, tol, certify):
@@ -174,28 +175,20 @@ class Problem:
             kkt_rows=cond.kkt_rows,
             solver=self.solver,
             certify=self.config if self.config is not None else False,
-            name=self.name,
+            name=self.matrix_name,
             hessian=self.hessian,
         )
 
     def solution(self, x, cond, polish=0):
         """Linearise and certify at ``cond.z``; take up to ``polish`` Newton steps while the
         step shrinks; accept if the step is at most ``tol * max(1, |y|)``."""
-        sol = self._solution(x, cond)
-        step = sol.newton_step()
-        for _ in range(polish):
-            size = float(onp.max(onp.abs(step[: self.ny]))) if self.ny else 0.0
-            if size <= 1e-14 * max(1.0, float(onp.max(onp.abs(sol.z[: self.ny])))):
-                break
-            try:
-                new = self._solution(x, Conditions(sol.z + step, cond.F, cond.kkt_rows))
-                new_step = new.newton_step()
-            except ArgminError:
-                break
-            if not onp.max(onp.abs(new_step[: self.ny])) < size:
-                break
-            sol, step = new, new_step
-        check_step(step, sol.z, self.tol, self.what, self.ny)
+        sol, step = polish_solution(
+            lambda z: self._solution(x, Conditions(z, cond.F, cond.kkt_rows)),
+            cond.z,
+            polish,
+            self.ny,
+        )
+        check_step(step, sol.z, self.tol, self.conditions, self.ny)
         self.check_solution(x, onp.reshape(sol.z[: self.ny], self.yshape))
         return sol
 
@@ -276,7 +269,7 @@ class Problem:
         """``(dy/dx) v`` for ``v`` of the structure of ``x``: one linear solve."""
         sol = self.at(x, y)
         x = check_x(x)
-        v = check_x(v)
+        v = check_x(v, "v")
         if flatten(plain(v))[0].shape != flatten(plain(x))[0].shape:
             raise ShapeError(
                 f"v has {flatten(plain(v))[0].size} entries; the JVP needs the structure of "

@@ -12,8 +12,9 @@ The maximum-likelihood feature of class ``i`` is ``x*_i(theta) = argmax_x l_i(x)
 the concave regulariser making the maximum exist without constraints (our setting, as the
 paper's is unknown). Three variants: unconstrained, subject to ``1^T x = 1``, and subject
 to ``||x||_2 <= 1`` (log barrier or exact). In the lemma's notation the parameter is
-``theta`` (flattened by :func:`pack`) and the variable is the feature ``x``; the Jacobian
-``d x*_i / d theta`` is the core's, for all ``m (n + 1)`` parameters at once.
+``theta`` (``a`` and ``b`` in one vector: :func:`flatten_parameters`) and the variable is
+the feature ``x``; the Jacobian ``d x*_i / d theta`` is the core's, for all ``m (n + 1)``
+parameters at once.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ from .inequality import Barrier, Inequality
 from .unconstrained import Unconstrained
 
 __all__ = [
-    "pack",
-    "unpack",
+    "flatten_parameters",
+    "unflatten_parameters",
     "probabilities",
     "log_likelihood",
     "likelihood_gradient",
@@ -47,12 +48,12 @@ __all__ = [
 VARIANTS = ("unconstrained", "sum", "ball-barrier", "ball-exact")
 
 
-def pack(a, b):
+def flatten_parameters(a, b):
     """``theta``: the rows of ``a`` followed by ``b``, flat (length ``m (n + 1)``)."""
     return anp.concatenate([anp.reshape(a, (-1,)), anp.reshape(b, (-1,))])
 
 
-def unpack(theta, m, n):
+def unflatten_parameters(theta, m, n):
     """``(a, b)`` from the flat ``theta``."""
     return anp.reshape(theta[: m * n], (m, n)), theta[m * n :]
 
@@ -100,7 +101,7 @@ def ml_problem(i, m, n, variant="unconstrained", *, lam=0.1, t=1e3, solver="dens
     """
 
     def f(theta, x):
-        a, b = unpack(theta, m, n)
+        a, b = unflatten_parameters(theta, m, n)
         return log_likelihood(i, x, a, b, lam)
 
     def ball(theta, x):
@@ -159,13 +160,19 @@ class StepResult:
         return float(onp.max(onp.linalg.norm(self.after - self.before, axis=1)))
 
 
-def first_order_step(theta, m, n, variant, target, *, i=0, eta=0.5, **options):
-    """Take ``dtheta = -eta * grad_theta 1/2 ||x*_i(theta) - target||^2`` and compare the
-    re-solved features with their first-order prediction (see :class:`StepResult`)."""
+def first_order_step(theta, m, n, variant, target, *, i=0, eta=None, size=None, **options):
+    """Step on all parameters against the gradient ``g`` of ``1/2 ||x*_i(theta) - target||^2``
+    and compare the re-solved features with their first-order prediction (see
+    :class:`StepResult`). The step is ``dtheta = -eta g`` or, with ``size``, the step of
+    length ``size`` along ``-g`` (``dtheta = -size g / ||g||``): the book's convention, so
+    that figures with different constraints take steps of the same length."""
+    if (eta is None) == (size is None):
+        raise ValueError("give exactly one of eta (a multiple of the gradient) or size")
     problems = [ml_problem(j, m, n, variant, **options) for j in range(m)]
     before = [P(theta) for P in problems]
     xi = before[i]
-    dtheta = -eta * onp.asarray(problems[i].vjp(theta, xi, xi - target))
+    g = onp.asarray(problems[i].vjp(theta, xi, xi - target))
+    dtheta = -eta * g if size is None else -size * g / onp.linalg.norm(g)
     predicted = [x + problems[j].jacobian(theta, x) @ dtheta for j, x in enumerate(before)]
     after = [P(theta + dtheta) for P in problems]
     return StepResult(

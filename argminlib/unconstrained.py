@@ -16,10 +16,10 @@ import numpy as onp
 from autograd import grad
 from autograd.tracer import getval
 
-from .exceptions import NonFiniteError, ShapeError
+from .exceptions import ShapeError
 from .forward import newton, stationary_point
 from .hessian import user_hessian
-from .partials import f_XY, f_YY
+from .partials import check_objective, f_XY, f_YY
 from .problem import Conditions, Problem, as_float_array
 
 __all__ = [
@@ -32,20 +32,6 @@ __all__ = [
     "implicit_jvp",
     "implicit_vjp",
 ]
-
-
-def check_objective(f, x, y):
-    """``f(x, y)`` must be a finite real scalar."""
-    value = getval(f(x, y))
-    if onp.ndim(value) != 0:
-        raise ShapeError(f"f(x, y) must return a scalar; it returned shape {onp.shape(value)}.")
-    if onp.iscomplexobj(value):
-        raise ShapeError("f(x, y) returned a complex number; it must be real.")
-    if not onp.isfinite(value):
-        raise NonFiniteError(
-            f"f(x, y) = {value}: the objective is not finite at this (x, y); check that y "
-            "lies in the domain of f."
-        )
 
 
 class Unconstrained(Problem):
@@ -77,8 +63,8 @@ class Unconstrained(Problem):
         Jacobi-preconditioned by default).
     """
 
-    name = "Hessian f_YY"
-    what = "the stationarity condition f_Y(x, y) = 0"
+    matrix_name = "Hessian f_YY"
+    conditions = "the stationarity condition f_Y(x, y) = 0"
 
     def __init__(
         self,
@@ -105,7 +91,7 @@ class Unconstrained(Problem):
         return anp.reshape(g, (-1,))
 
     def forward(self, x):
-        check_objective(self.f, x, self.y0)
+        check_objective(self.f, x, self.y0, "y0")
         if self.forward_solver is not None:
             return self.forward_solver(self.f, x, self.y0)
         if self.mode == "stationary":
@@ -121,6 +107,7 @@ class Unconstrained(Problem):
 
 
 def _problem(f, y, mode, solver, tol, certify):
+    y = as_float_array(y, "y")  # named as the caller knows it (not y0)
     return Unconstrained(f, y, mode=mode, solver=solver, tol=tol, certify=certify)
 
 

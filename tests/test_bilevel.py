@@ -65,7 +65,9 @@ def test_softmax_targets_loss_falls(variant):
     def loss(theta):
         return 0.5 * anp.sum((sm.ml_features(theta, M, N, variant) - TARGETS) ** 2)
 
-    hist = al.gradient_descent(loss, sm.pack(a, b), step=1.0, maxiter=ITERS, backtracking=True)
+    hist = al.gradient_descent(
+        loss, sm.flatten_parameters(a, b), step=1.0, maxiter=ITERS, backtracking=True
+    )
     assert hist.losses[0] / hist.losses[-1] > FACTOR, hist.losses
     assert all(b <= a + 1e-12 for a, b in zip(hist.losses, hist.losses[1:], strict=False))
 

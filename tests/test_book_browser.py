@@ -1,5 +1,6 @@
 """The built book, opened in headless Chromium with the network blocked: every equation is
-typeset by the bundled MathJax, no TeX is left as text, and every image loads.
+typeset by the bundled MathJax, no TeX is left as text, every image loads, the console logs
+no error, and each regenerated figure shows the paper's number.
 
 Skips only where Chromium is absent (``.ci/run`` installs Debian's ``chromium``). Builds the
 book first if ``_build/html`` is missing (``make test`` builds it anyway).
@@ -27,13 +28,22 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # page -> least number of figures it must show
 PAGES = {
     "book/index.html": 0,
+    "book/notation.html": 0,
     "book/ch01_introduction.html": 0,
-    "book/ch02_unconstrained.html": 2,
+    "book/ch02_unconstrained.html": 3,
     "book/ch03_equality.html": 1,
-    "book/ch04_inequality.html": 2,
+    "book/ch04_inequality.html": 3,
     "book/ch05_bilevel.html": 1,
     "book/ch06_scale.html": 1,
     "book/ch07_api.html": 0,
+    "book/references.html": 0,
+}
+# the paper's figures, regenerated: page -> {figure label: the paper's number}
+PAPER_FIGURES = {
+    "book/ch02_unconstrained.html": {"fig-three-branches": "1", "fig-softmax-unconstrained": "2"},
+    "book/ch03_equality.html": {"fig-softmax-sum": "4"},
+    "book/ch04_inequality.html": {"fig-barrier": "3", "fig-softmax-ball": "5"},
+    "book/ch05_bilevel.html": {"fig-bilevel": "6"},
 }
 MATH_PAGES = {p for p in PAGES if "ch0" in p and "ch07" not in p}
 
@@ -64,7 +74,22 @@ def site():
     server.shutdown()
 
 
-def dump_dom(url):
+def figure_numbers(html):
+    """``{figure id: visible number}`` of the figures in a page's HTML."""
+    out = {}
+    for fig_id, body in re.findall(r'<figure[^>]*\sid="([^"]+)"[^>]*>(.*?)</figure>', html, re.S):
+        number = re.search(r'class="caption-number">\s*Figure ([^ <]+?)\s*<', body)
+        out[fig_id] = number.group(1) if number else None
+    return out
+
+
+def console_errors(stderr):
+    """Console messages that report an error (Chromium logs them with --enable-logging)."""
+    lines = [line for line in stderr.splitlines() if ":CONSOLE(" in line]
+    return [line for line in lines if re.search(r"Uncaught|Error|error|Failed", line)]
+
+
+def dump_dom(url, stderr=None):
     with tempfile.TemporaryDirectory() as profile:
         out = subprocess.run(
             [
@@ -81,6 +106,8 @@ def dump_dom(url):
                 # the network is blocked: only this machine's loopback server resolves
                 "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
                 "--virtual-time-budget=20000",
+                "--enable-logging=stderr",
+                "--v=0",
                 "--dump-dom",
                 url,
             ],
@@ -89,6 +116,8 @@ def dump_dom(url):
             timeout=120,
         )
     assert out.returncode == 0, out.stderr[-2000:]
+    if stderr is not None:
+        stderr.append(out.stderr)
     return out.stdout
 
 
@@ -96,7 +125,13 @@ def dump_dom(url):
 def test_page_renders_offline(site, page):
     base, log = site
     start = len(log)
-    dom = dump_dom(f"{base}/{page}")
+    stderr = []
+    dom = dump_dom(f"{base}/{page}", stderr)
+    errors = console_errors(stderr[0])
+    assert not errors, f"{page}: the console logged errors: {errors[:3]}"
+    for label, number in PAPER_FIGURES.get(page, {}).items():
+        shown = figure_numbers(dom).get(label)
+        assert shown == number, f"{page}: {label} shows Figure {shown}, the paper's is {number}"
     served = dict(log[start:])
     assert "</html>" in dom
     if page in MATH_PAGES:
@@ -123,3 +158,32 @@ def test_page_renders_offline(site, page):
     mathjax = [p for p in served if "tex-mml-chtml.js" in p]
     if page in MATH_PAGES:
         assert mathjax and served[mathjax[0]] == 200, "the bundled MathJax was not loaded"
+
+
+def test_figures_carry_the_papers_numbers_and_the_books_own_are_b():
+    """In the built HTML (no browser needed): each regenerated figure has the paper's number,
+    every other figure a number B1, B2, ... and no number is used twice."""
+    if not (HTML / "index.html").exists():
+        pytest.skip("the book is not built (make book)")
+    seen = []
+    for page in PAGES:
+        numbers = figure_numbers((HTML / page).read_text())
+        for label, number in PAPER_FIGURES.get(page, {}).items():
+            assert numbers.get(label) == number, f"{page}: {label} is Figure {numbers.get(label)}"
+        for label, number in numbers.items():
+            if label not in PAPER_FIGURES.get(page, {}):
+                assert number and re.fullmatch(r"B\d+", number), f"{page}: {label} is {number}"
+        seen += list(numbers.values())
+    assert len(seen) == len(set(seen)), f"a figure number is used twice: {sorted(seen)}"
+
+
+def test_no_page_declares_a_script_twice():
+    """sphinx-thebe's configuration script, declared twice, was a console error on every
+    page ("Identifier 'THEBE_JS_URL' has already been declared")."""
+    if not (HTML / "index.html").exists():
+        pytest.skip("the book is not built (make book)")
+    for page in PAGES:
+        html = (HTML / page).read_text()
+        inline = re.findall(r"<script>(.*?)</script>", html, re.S)
+        assert len(inline) == len(set(inline)), f"{page}: an inline script appears twice"
+        assert html.count("const THEBE_JS_URL") <= 1, page

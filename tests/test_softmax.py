@@ -15,19 +15,19 @@ M, N = 3, 2
 @pytest.fixture(scope="module")
 def theta():
     a, b = sm.random_parameters(M, N, seed=0)
-    return sm.pack(a, b)
+    return sm.flatten_parameters(a, b)
 
 
 def test_pack_roundtrip():
     a, b = sm.random_parameters(4, 3, seed=1)
-    a2, b2 = sm.unpack(sm.pack(a, b), 4, 3)
+    a2, b2 = sm.unflatten_parameters(sm.flatten_parameters(a, b), 4, 3)
     assert onp.array_equal(a, a2) and onp.array_equal(b, b2)
 
 
 @pytest.mark.parametrize("i", range(M))
 @pytest.mark.parametrize("lam", [0.0, 0.1])
 def test_hand_gradient_and_hessian_match_autograd(theta, i, lam):
-    a, b = sm.unpack(theta, M, N)
+    a, b = sm.unflatten_parameters(theta, M, N)
     x = onp.array([0.3, -0.7])
     ll = lambda x: sm.log_likelihood(i, x, a, b, lam)  # noqa: E731
     assert onp.allclose(sm.likelihood_gradient(i, x, a, b, lam), grad(ll)(x), atol=1e-12)
@@ -45,7 +45,7 @@ def test_jacobian_wrt_every_parameter(theta, variant, i):
     J_fd = al.fd_jacobian(lambda th: sm.ml_problem(i, M, N, variant)(th), theta)
     assert al.max_error(J, J_fd) < 1e-6
     # the feature is a maximum of the likelihood on its feasible set
-    a, b = sm.unpack(theta, M, N)
+    a, b = sm.unflatten_parameters(theta, M, N)
     if variant == "sum":
         assert abs(x.sum() - 1) < 1e-12
     if variant.startswith("ball"):
@@ -101,8 +101,20 @@ def test_likelihood_surfaces_figure(theta):
     from argminlib.plotting import likelihood_surfaces
 
     step = sm.first_order_step(theta, M, N, "sum", onp.array([1.0, 1.0]), eta=0.1, lam=0.5)
-    fig = likelihood_surfaces(step, M, N, lam=0.5, constraint="sum", grid=11)
-    assert len(fig.axes) == 2 * M
-    assert fig.axes[M].get_title() == "$\\ell_1(x)$, after"
+    fig = likelihood_surfaces(step, M, N, lam=0.5, constraint="sum", grid=11, target=[1, 0])
+    assert len(fig.axes) == 2 * M + 1  # the panels and one colour bar
+    assert fig.axes[M].get_title() == "$\\ell_1(x)$, after the step"
     with pytest.raises(ValueError, match="n = 2"):
         likelihood_surfaces(step, M, 3)
+
+
+def test_step_of_given_length(theta):
+    """``size=`` takes a step of that length along the negative gradient; the prediction
+    error is second order in it."""
+    target = onp.array([1.0, 1.0])
+    big = sm.first_order_step(theta, M, N, "unconstrained", target, size=0.02, lam=0.5)
+    small = sm.first_order_step(theta, M, N, "unconstrained", target, size=0.01, lam=0.5)
+    assert onp.linalg.norm(big.dtheta) == pytest.approx(0.02)
+    assert small.prediction_error < 0.35 * big.prediction_error
+    with pytest.raises(ValueError, match="exactly one"):
+        sm.first_order_step(theta, M, N, "unconstrained", target, eta=0.1, size=0.1)

@@ -1,0 +1,483 @@
+"""Trust: every solver either returns the right derivative or raises the documented error.
+
+Table-driven: {every linear solver} x {saddle, maximum passed to argmin, singular Hessian,
+ill-conditioned definite Hessian, KKT matrix of the wrong inertia}; second derivatives
+through every solver; scale invariance; the adversarial inputs of the trust issue.
+"""
+
+import warnings
+
+import autograd.numpy as anp
+import numpy as onp
+import pytest
+import scipy.sparse.linalg as spla
+from autograd import grad, hessian, make_jvp
+from hypothesis import given
+from hypothesis import strategies as st
+
+import argminlib as al
+
+
+def user_solve(matvec, b):
+    """A user's plain ``solve(matvec, b)``: scipy's GMRES on the products."""
+    A = spla.LinearOperator((b.size, b.size), matvec=matvec)
+    w, _ = spla.gmres(A, b, rtol=1e-13, atol=0.0, restart=b.size, maxiter=10)
+    return w
+
+
+SOLVERS = ["dense", "cholesky", "lu", "lstsq", "cg", "minres", "gmres", "nullspace", user_solve]
+IDS = [s if isinstance(s, str) else "user" for s in SOLVERS]
+MATRIX_FREE = ["cg", "minres", "gmres", "nullspace", user_solve]
+
+# --- pathological Hessians (n = 30 > Certify.steps, so matrix-free solvers use Lanczos) ---
+
+N = 30
+_Q = onp.linalg.qr(onp.random.default_rng(0).normal(size=(N, N)))[0]
+
+
+def _spectrum(special):
+    d = onp.linspace(1.0, 2.0, N)
+    d[7] = special
+    return d
+
+
+def quadratic(d, b=None):
+    """``f = 1/2 y^T H y - x b^T y`` with ``H = Q diag(d) Q^T``; at ``x = 1`` the stationary
+    point is ``H^+ b`` and ``dy/dx = H^+ b``."""
+    H = _Q @ onp.diag(d) @ _Q.T
+    b = onp.ones(N) if b is None else b
+    inv = onp.where(onp.abs(d) > 0, 1.0 / onp.where(d == 0, 1.0, d), 0.0)
+    y = _Q @ (inv * (_Q.T @ b))
+    return (lambda x, y_: 0.5 * y_ @ H @ y_ - x * (b @ y_)), y
+
+
+CASES = {
+    "saddle": (quadratic(_spectrum(-0.5)), al.CurvatureError, "saddle point"),
+    "maximum": (quadratic(-onp.linspace(1.0, 2.0, N)), al.CurvatureError, "local maximum"),
+    # f_XY = 0, so the right-hand side is zero: no early return before the certificate
+    "maximum, zero right-hand side": (
+        quadratic(-onp.linspace(1.0, 2.0, N), onp.zeros(N)),
+        al.CurvatureError,
+        "local maximum",
+    ),
+    "singular": (
+        quadratic(_spectrum(0.0), _Q[:, 3] + _Q[:, 9]),
+        al.SingularHessianError,
+        "singular",
+    ),
+    "ill-conditioned": (quadratic(_spectrum(1e-11)), al.IllConditionedError, "ill-conditioned"),
+}
+
+
+@pytest.mark.parametrize("solver", SOLVERS, ids=IDS)
+@pytest.mark.parametrize("case", list(CASES))
+def test_every_solver_refuses_every_pathology(solver, case):
+    (f, y), error, message = CASES[case]
+    if case == "singular" and solver == "lstsq":  # the documented minimum-norm derivative
+        J = al.implicit_jacobian(f, 1.0, y, solver=solver)
+        assert al.max_error(J, y) < 1e-10
+        return
+    with pytest.raises(error, match=message) as e:
+        al.implicit_jacobian(f, 1.0, y, solver=solver)
+    if error is not al.SingularHessianError or solver != "lstsq":
+        assert e.value.certificate is not None or isinstance(e.value, al.IllConditionedError)
+
+
+@pytest.mark.parametrize("solver", SOLVERS, ids=IDS)
+def test_ill_conditioned_accepted_knowingly_is_right_or_raises(solver):
+    """With ``Certify(rcond=...)`` as the message advises: the right derivative, or (for an
+    iterative solve that cannot reach the accuracy) a LinearSolveError, never a wrong one."""
+    d = _spectrum(1e-9)
+    b = _Q @ onp.where(onp.arange(N) == 7, 0.0, 1.0)  # y stays moderate; J does not
+    f, y = quadratic(d, b)
+    try:
+        J = al.implicit_jacobian(f, 1.0, y, solver=solver, certify=al.Certify(rcond=1e-12))
+    except al.LinearSolveError:
+        assert solver in MATRIX_FREE
+        return
+    assert al.max_error(J, y, relative=True) < 1e-5
+
+
+def _kkt_problem():
+    rng = onp.random.default_rng(3)
+    A, b = rng.normal(size=(3, 8)), rng.normal(size=3)
+
+    def f(x, y):
+        return 0.5 * anp.sum((y - x) ** 2) + 0.1 * anp.sum(y**4)
+
+    h = al.linear_constraint(A, b)
+    x = 0.3 * onp.ones(8)
+    return f, h, x, al.Equality(f, h, onp.zeros(8))(x)
+
+
+@pytest.mark.parametrize("solver", SOLVERS, ids=IDS)
+def test_kkt_wrong_inertia_is_refused(solver):
+    """``Equality(mode="max")`` at a constrained minimum: refused by every solver."""
+    f, h, x, y = _kkt_problem()
+    if solver in ("cholesky", "cg"):  # definite-only solvers may refuse a KKT matrix first
+        with pytest.raises((al.CurvatureError, al.InputError)):
+            al.Equality(f, h, y, mode="max", solver=solver).jacobian(x, y)
+        return
+    with pytest.raises(al.CurvatureError, match="local minimum, not a maximum"):
+        al.Equality(f, h, y, mode="max", solver=solver).jacobian(x, y)
+
+
+@pytest.mark.parametrize("solver", SOLVERS, ids=IDS)
+def test_kkt_right_inertia_agrees_with_dense(solver):
+    f, h, x, y = _kkt_problem()
+    ref = al.Equality(f, h, y).jacobian(x, y)
+    if solver in ("cholesky", "cg"):  # definite-only solvers refuse a KKT matrix up front
+        with pytest.raises(al.InputError, match="definite"):
+            al.Equality(f, h, y, solver=solver).jacobian(x, y)
+        return
+    assert al.max_error(al.Equality(f, h, y, solver=solver).jacobian(x, y), ref) < 1e-8
+
+
+def test_lanczos_certificate_is_reported_in_info():
+    f, y = quadratic(_spectrum(1.5))
+    _, info = al.implicit_jacobian(f, 1.0, y, solver="cg", return_info=True)
+    cert = info.certificate
+    assert cert.method == "lanczos" and not cert.exact and cert.products > 0
+    assert 0.99 < cert.lowest and cert.highest < 2.01
+    _, info = al.implicit_jacobian(f, 1.0, y, solver="cg", certify=False, return_info=True)
+    assert info.certificate is None
+
+
+# --- the forward solve: argmin never returns a maximum or a saddle ------------------------
+
+
+def test_argmin_leaves_the_maximum_it_starts_on():
+    y = al.argmin(lambda x, y: (y**2 - x) ** 2, 1.0, 0.0)
+    assert abs(abs(y) - 1.0) < 1e-12
+
+
+def test_argmin_leaves_a_saddle_start():
+    f = lambda x, y: y[0] ** 2 - y[1] ** 2 + 0.25 * y[1] ** 4 - x * y[0]  # noqa: E731
+    y = al.argmin(f, 1.0, onp.zeros(2))
+    assert onp.allclose(y, [0.5, onp.sqrt(2.0) * onp.sign(y[1])], atol=1e-12)
+
+
+def test_argmax_of_a_convex_function_raises():
+    with pytest.raises(al.ForwardSolveError, match="unbounded"):
+        al.argmax(lambda x, y: anp.sum((y - x) ** 2), onp.array([1.0, 2.0]), onp.zeros(2))
+
+
+def test_argmax_never_returns_the_minimum_given_as_start():
+    f = lambda x, y: anp.sum((y - x) ** 2)  # noqa: E731
+    with pytest.raises(al.ArgminError):
+        al.argmax(f, onp.ones(2), onp.zeros(2), forward=lambda f, x, y0: x)
+
+
+# --- second derivatives through every solver -----------------------------------------------
+
+
+def _f(x, y):
+    return 0.5 * anp.sum(anp.exp(x) * y**2) - anp.sum(y * anp.sin(x)) + 0.25 * anp.sum(y**4)
+
+
+def _upper(solver):
+    def up(x):
+        y = al.argmin(_f, x, onp.zeros(3), solver=solver)
+        return anp.sum(y**3) + anp.sum(y * x)
+
+    return up
+
+
+X0 = onp.array([0.3, -0.2, 0.5])
+
+
+@pytest.fixture(scope="module")
+def dense_hessian():
+    return hessian(_upper("dense"))(X0)
+
+
+@pytest.mark.parametrize("solver", SOLVERS, ids=IDS)
+def test_hessian_through_every_solver(solver, dense_hessian):
+    H = hessian(_upper(solver))(X0)
+    assert onp.allclose(onp.diag(dense_hessian), [0.557811, 0.415344, -0.153951], atol=1e-6)
+    assert al.max_error(H, dense_hessian) < 1e-7
+    fd = al.fd_jacobian(grad(_upper(solver)), X0, eps=1e-5)
+    assert al.max_error(H, fd) < 1e-6
+
+
+@pytest.mark.parametrize("solver", SOLVERS, ids=IDS)
+def test_forward_over_reverse_through_every_solver(solver, dense_hessian):
+    v = onp.array([1.0, -2.0, 0.5])
+    _, hv = make_jvp(grad(_upper(solver)))(X0)(v)
+    assert al.max_error(hv, dense_hessian @ v) < 1e-7
+
+
+def _inner(y, z):
+    Q = onp.array([[3.0, 0.5, 0.0], [0.5, 2.0, 0.3], [0.0, 0.3, 4.0]])
+    return 0.5 * z @ Q @ z - y @ z + 0.25 * anp.sum(z**4)
+
+
+@pytest.mark.parametrize("solver", ["cg", "minres", user_solve], ids=["cg", "minres", "user"])
+def test_nested_argmin_with_matrix_free_inner_solver(solver):
+    """The outer objective holds an argmin over the outer variable: the outer solve needs
+    the inner argmin's second derivatives, through the matrix-free inner solver."""
+
+    def f(x, y):
+        z = al.argmin(_inner, y, onp.zeros(3), solver=solver)
+        return 0.5 * anp.sum((y - x) ** 2) + 0.5 * anp.sum(z**2) + 0.1 * anp.sum(y**4)
+
+    def loss(x):
+        return anp.sum(anp.sin(al.argmin(f, x, onp.zeros(3), solver=solver)))
+
+    x = onp.array([0.3, -0.5, 1.0])
+    g = grad(loss)(x)
+    assert al.max_error(g, al.fd_grad(loss, x, eps=1e-6)) < 1e-6
+
+
+def test_hessian_through_equality_and_inequality_with_minres():
+    rng = onp.random.default_rng(5)
+    A, b = rng.normal(size=(2, 4)), rng.normal(size=2)
+    h = al.linear_constraint(A, b)
+
+    def up(solver, **kw):
+        return lambda x: anp.sum(al.argmin(_f4, x, onp.zeros(4), solver=solver, **kw) ** 3)
+
+    x = onp.array([0.3, -0.2, 0.5, 0.1])
+    for kw in ({"eq": h}, {"ineq": lambda x, y: y - 0.2}):
+        Hd = hessian(up("dense", **kw))(x)
+        Hm = hessian(up("minres", **kw))(x)
+        assert al.max_error(Hm, Hd) < 1e-7
+        assert al.max_error(Hd, al.fd_jacobian(grad(up("dense", **kw)), x, eps=1e-5)) < 1e-5
+
+
+def _f4(x, y):
+    return 0.5 * anp.sum(anp.exp(x) * y**2) - anp.sum(y * anp.sin(x)) + 0.25 * anp.sum(y**4)
+
+
+# --- scale invariance ------------------------------------------------------------------------
+
+
+def _unit(x, y):
+    return 0.5 * anp.sum((y - x) ** 2) + 0.05 * anp.sum(y**4)
+
+
+def _solve_scaled(kf, kc, x, kind):
+    sf, sc = 10.0**kf, 10.0**kc
+    f = lambda x, y: sf * _unit(x, y)  # noqa: E731
+    if kind == "unconstrained":
+        return al.argmin(f, x, onp.zeros(3))
+    if kind == "equality":
+        return al.argmin(f, x, onp.zeros(3), eq=lambda x, y: sc * (anp.sum(y) - 1.0))
+    return al.argmin(f, x, onp.zeros(3), ineq=lambda x, y: sc * (y - 0.4))
+
+
+X1 = onp.array([0.9, -0.3, 0.2])
+
+
+@pytest.mark.parametrize("kind", ["unconstrained", "equality", "inequality"])
+@given(kf=st.integers(-20, 20), kc=st.integers(-20, 20))
+def test_scale_invariance(kind, kf, kc):
+    """Multiplying f or the constraints by 10^k changes neither the solution nor its
+    derivative."""
+    ref = _solve_scaled(0, 0, X1, kind)
+    gref = grad(lambda x: anp.sum(_solve_scaled(0, 0, x, kind) ** 2))(X1)
+    y = _solve_scaled(kf, kc, X1, kind)
+    g = grad(lambda x: anp.sum(_solve_scaled(kf, kc, x, kind) ** 2))(X1)
+    assert al.max_error(y, ref) < 1e-9
+    assert al.max_error(g, gref) < 1e-7
+
+
+def test_issue_examples_of_scale():
+    assert al.argmin(lambda x, y: 1e-20 * 0.5 * (y - x) ** 2, 3.0, 0.0) == pytest.approx(3.0)
+    g = grad(lambda x: al.argmin(lambda x, y: 1e-20 * 0.5 * (y - x) ** 2, x, 0.0) ** 2)(2.0)
+    assert g == pytest.approx(4.0)
+    # an inequality far from binding, scaled small, stays inactive
+    y = al.argmin(lambda x, y: 0.5 * (y - x) ** 2, 3.0, 0.0, ineq=lambda x, y: 1e-4 * (y - 5.0))
+    assert y == pytest.approx(3.0, abs=1e-12)
+    assert al.active_set(lambda x, y: 1e-4 * (y - 5.0), 3.0, 3.0).size == 0
+
+
+@pytest.mark.parametrize("scale", [1e150, 1e300])
+def test_huge_objective_is_bounded(scale):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        try:
+            y = al.argmin(lambda x, y: scale * 0.5 * (y - x) ** 2, 3.0, 0.0)
+        except al.ArgminError:
+            return  # overflow reported: acceptable
+    assert y == pytest.approx(3.0)
+
+
+# --- bad input: an ArgminError that says what to do -----------------------------------------
+
+
+def _sq(x, y):
+    return anp.sum((y - x) ** 2)
+
+
+def test_integer_list_tuple_inputs_are_floats():
+    assert onp.allclose(al.argmin(_sq, [1, 2], (0, 0)), [1.0, 2.0])
+    assert al.argmin(lambda x, y: (y - x) ** 2, 2, 0) == pytest.approx(2.0)
+    J = al.implicit_jacobian(_sq, [1, 2], [1, 2])
+    assert onp.allclose(J, onp.eye(2))
+
+
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda: al.argmin(_sq, onp.array([1 + 1j]), onp.zeros(1)), al.InputError, "complex"),
+        (lambda: al.argmin(_sq, None, onp.zeros(1)), al.InputError, "real number"),
+        (lambda: al.argmin(_sq, 1.0, [[1.0], [1.0, 2.0]]), al.ShapeError, "ragged"),
+        (lambda: al.argmin(_sq, [[1.0], [1.0, 2.0]], 0.0), al.InputError, "list of 2 items"),
+        (lambda: al.argmin(_sq, onp.ones(2), [onp.nan, 0]), al.NonFiniteError, "y0 contains"),
+        (lambda: al.argmin(_sq, 1.0, 0.0, tol=float("nan")), al.InputError, "tol=nan"),
+        (lambda: al.argmin(_sq, 1.0, 0.0, tol=-1), al.InputError, "tol=-1"),
+        (
+            lambda: al.argmin(lambda x, y: (y - x) ** 2, onp.ones(2), onp.zeros(2)),
+            al.ShapeError,
+            "must return a scalar",
+        ),
+        (lambda: al.argmin(lambda x, y: "a", 1.0, 0.0), al.InputError, "returned str"),
+        (
+            lambda: al.argmin(lambda x, y: y @ onp.ones(3), onp.ones(2), onp.zeros(2)),
+            al.InputError,
+            "raised ValueError.*y0 has shape \\(2,\\)",
+        ),
+        (
+            lambda: al.argmin(_sq, onp.ones(2), onp.zeros(2), eq=lambda x, y: onp.ones(3) @ y),
+            al.InputError,
+            "h\\(x, y0\\) raised",
+        ),
+        (
+            lambda: al.argmin(_sq, onp.ones(2), onp.zeros(2), ineq=lambda x, y: onp.ones(3) @ y),
+            al.InputError,
+            "c\\(x, y0\\) raised",
+        ),
+        (
+            lambda: al.argmin(
+                _sq, onp.ones(2), onp.zeros(2), eq=al.linear_constraint(onp.ones((1, 3)), [1.0])
+            ),
+            al.ShapeError,
+            "A must be p x 2",
+        ),
+        (
+            lambda: al.argmin(_sq, onp.ones(2), onp.zeros(2), forward=lambda f, x, y0: "a"),
+            al.ShapeError,
+            "forward solver returned str",
+        ),
+        (
+            lambda: al.argmin(_sq, onp.ones(2), onp.zeros(2), forward=lambda f, x, y0: x[:1]),
+            al.ShapeError,
+            "returned 1 values",
+        ),
+        (
+            lambda: grad(
+                lambda x: anp.sum(al.argmin(_sq, x, onp.zeros(2), solver=lambda mv, b: b[:1]))
+            )(onp.ones(2)),
+            al.ShapeError,
+            "custom solver",
+        ),
+        (lambda: al.argmin(_sq, 1.0, 0.0, solver="qr"), al.InputError, "Unknown linear solver"),
+        (lambda: al.argmin(_sq, 1.0, 0.0, solver=3.0), al.InputError, "solver must be"),
+        (lambda: al.Unconstrained(_sq, 0.0, mode="mx"), al.InputError, "mode='mx'"),
+        (lambda: al.argmin(_sq, 1.0, 0.0, certify="yes"), al.InputError, "Certify"),
+        (lambda: al.CG(atol=-1.0), al.InputError, "atol"),
+        (lambda: al.GMRES(maxiter=0), al.InputError, "maxiter"),
+        (lambda: al.GMRES(restart=0), al.InputError, "restart"),
+        (lambda: al.Dense(rcond=2.0), al.InputError, "rcond"),
+        (
+            lambda: grad(
+                lambda x: anp.sum(
+                    al.argmin(_sq, x, onp.zeros(3), solver=al.CG(preconditioner=onp.eye(2)))
+                )
+            )(onp.ones(3)),
+            al.ShapeError,
+            "preconditioner",
+        ),
+        (
+            lambda: al.argmin(
+                _sq,
+                onp.ones(2),
+                onp.zeros(2),
+                eq=al.linear_constraint(onp.ones((1, 2)), [1.0]),
+                solver="cholesky",
+            ),
+            al.InputError,
+            "cholesky",
+        ),
+    ],
+)
+def test_bad_input_raises_argmin_error(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_nan_objective_at_the_result_is_refused():
+    def f(x, y):  # finite at the start, NaN at the minimiser
+        return (y - x) ** 2 + anp.where(anp.abs(y - x) < 1e-3, onp.nan, 0.0)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        with pytest.raises(al.NonFiniteError):
+            al.argmin(f, 1.0, 0.0)
+        with pytest.raises(al.NonFiniteError):
+            al.implicit_jacobian(f, 1.0, 1.0)
+
+
+def test_large_atol_and_cg_through_argmin():
+    y = al.argmin(_sq, onp.ones(3), onp.zeros(3), solver=al.CG(atol=1e6))
+    g = grad(lambda x: anp.sum(al.argmin(_sq, x, onp.zeros(3), solver=al.CG(atol=1e6))))
+    assert onp.allclose(y, 1.0) and onp.allclose(g(onp.ones(3)), 1.0, atol=1e-3)
+
+
+def test_slsqp_line_search_failure_is_a_forward_failure_not_infeasible():
+    """SLSQP's status 8 on a feasible problem is not reported as infeasibility."""
+    f = lambda x, y: anp.sum(anp.abs(y - x) ** 1.1)  # noqa: E731   non-smooth at the optimum
+    eq = al.linear_constraint(onp.ones((1, 3)), onp.array([1.0]))
+    try:
+        y = al.argmin(f, onp.array([0.2, 0.3, 0.5]), onp.zeros(3), eq=eq)
+    except al.InfeasibleError:  # pragma: no cover - the failure this test guards against
+        pytest.fail("a feasible problem was reported infeasible")
+    except al.ArgminError:
+        return
+    assert abs(onp.sum(y) - 1.0) < 1e-9
+
+
+# --- containers, root and fixed_point ---------------------------------------------------------
+
+
+def test_container_parameters():
+    def f(p, y):
+        return 0.5 * anp.sum((p["X"] @ y - p["t"]) ** 2) + 0.5 * p["lam"] * anp.sum(y**2)
+
+    rng = onp.random.default_rng(7)
+    p = {"X": rng.normal(size=(6, 3)), "t": rng.normal(size=6), "lam": 0.7}
+
+    def loss(p):
+        return anp.sum(al.argmin(f, p, onp.zeros(3)) ** 2)
+
+    g = grad(loss)(p)
+    assert set(g) == {"X", "t", "lam"} and g["X"].shape == (6, 3)
+
+    def closed(X, t, lam):
+        return onp.sum(onp.linalg.solve(X.T @ X + lam * onp.eye(3), X.T @ t) ** 2)
+
+    assert g["lam"] == pytest.approx(al.fd_grad(lambda a: closed(p["X"], p["t"], a), 0.7), rel=1e-6)
+    assert al.max_error(g["t"], al.fd_grad(lambda t: closed(p["X"], t, 0.7), p["t"])) < 1e-7
+    gt = grad(
+        lambda q: anp.sum(
+            al.argmin(lambda q, y: f({"X": q[0], "t": q[1], "lam": q[2]}, y), q, onp.zeros(3)) ** 2
+        )
+    )((p["X"], p["t"], 0.7))
+    assert isinstance(gt, tuple) and al.max_error(gt[1], g["t"]) < 1e-12
+
+
+def test_root_and_fixed_point():
+    # the README's example: the cube-root-like z^3 + z = a, and cos fixed point
+    g = grad(lambda a: al.root(lambda a, z: z**3 + z - a, a, onp.array([1.0]))[0])(2.0)
+    assert g == pytest.approx(0.25)
+    z = onp.array([0.7])
+    for _ in range(200):
+        z = onp.cos(1.0 * z)
+    dz = grad(lambda a: al.fixed_point(lambda a, z: anp.cos(a * z), a, z)[0])(1.0)
+    zs = float(z[0])
+    assert dz == pytest.approx(-zs * onp.sin(zs) / (1 + onp.sin(zs)), rel=1e-9)
+    with pytest.raises(al.NotStationaryError, match="z does not satisfy"):
+        al.root(lambda a, z: z**3 + z - a, 2.0, onp.array([30.0]))
+    with pytest.raises(al.SingularHessianError):
+        al.root(lambda a, z: anp.array([z[0] - a, z[0] - a]), 1.0, onp.array([1.0, 1.0]))
