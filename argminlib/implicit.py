@@ -211,12 +211,26 @@ defjvp(linear_solve, _linear_solve_jvp, None)
 
 
 class _XProducts:
-    """Products with ``B = dF/dx`` at ``(x, z)`` (traced if ``x`` or ``z`` are); ``vjp``:
-    an existing ``w -> w^T B`` (a :class:`Linearization`'s) instead of a new trace."""
+    """Products with ``B = dF/dx`` at ``(x, z)`` (traced if ``x`` or ``z`` are).
 
-    def __init__(self, F, x, z, vjp=None):
-        self.vjp = vjp if vjp is not None else make_vjp(lambda x_: F(x_, z))(x)[0]
-        self.x, self.n = x, int(anp.size(getval(z)))
+    ``first``: an existing ``w -> w^T B`` (a :class:`Linearization`'s joint trace in
+    ``(x, z)``) used for the first product only; each of its backward passes also runs
+    through the ``z`` part, so from the second product on (Jacobian rows) ``F`` is traced
+    in ``x`` alone."""
+
+    def __init__(self, F, x, z, first=None):
+        self.F, self.x, self.z, self.n = F, x, z, int(anp.size(getval(z)))
+        self._first, self._own = first, None
+        if first is None:
+            self._own = make_vjp(lambda x_: F(x_, z))(x)[0]
+
+    def vjp(self, w):
+        if self._own is None:
+            if self._first is not None:
+                first, self._first = self._first, None
+                return first(w)
+            self._own = make_vjp(lambda x_: self.F(x_, self.z))(self.x)[0]
+        return self._own(w)
 
     def jvp(self, v):
         return _reverse_over_reverse(self.vjp, self.n, v, getval(self.x))
@@ -320,7 +334,7 @@ class Solution:
         if is_traced(x) or is_traced(z) or not _same_point(x, z, self.x, self.z):
             return _XProducts(self.F, x, z)
         if self._x_products is None:
-            self._x_products = _XProducts(self.F, x, z, vjp=self.lin.vjp_x)
+            self._x_products = _XProducts(self.F, x, z, first=self.lin.vjp_x)
         return self._x_products
 
     @property
