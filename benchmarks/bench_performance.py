@@ -171,7 +171,7 @@ def main(argv=None):
     for name, P, sizes in (("ridge", Ridge, ridge), ("chain", Chain, chain)):
         rows = []
         for n in sizes:
-            rep = args.repeat if n < 10**6 else 1
+            rep = args.repeat if n < 10**6 else 2
             skip = ("minres", "pcg") if n >= 10**6 else ()
             rows.append((n, measure(P(n), rep, skip)))
             print(f"  measured {name} n={n}", file=sys.stderr)
@@ -206,7 +206,7 @@ def targets(results, jac_gain):
         if value is None:
             return
         ok = value <= limit
-        lines.append(f"  {label}: {value:.1f}x <= {limit}x: {'met' if ok else 'MISSED'}")
+        lines.append(f"  {label}: {value:.2f}x <= {limit}x: {'met' if ok else 'MISSED'}")
 
     for n in (400, 1000, 2000):
         r = row("ridge", n)
