@@ -99,8 +99,12 @@ def _reverse_over_reverse(vjp, n, v, like):
 
 class Linearization:
     """``F`` linearised at the numeric point ``(x, z)``: the residual ``F(x, z)`` and
-    ``A = dF/dz`` as a :class:`~argminlib.LinearSystem` of autograd products (one forward
-    pass of ``F``, then one backward pass per product).
+    ``A = dF/dz`` as a :class:`~argminlib.LinearSystem` of autograd products, and
+    ``vjp_x(w) = w^T dF/dx``.
+
+    One forward pass of ``F`` in ``(x, z)`` jointly gives the residual, ``vjp_x`` and the
+    first products; a second pass in ``z`` alone is traced only when products with ``A``
+    are needed again (then each costs one backward pass through the ``z`` part only).
 
     ``hessian``: a :class:`argminlib.hessian.UserHessian` (the user's ``hess``, ``hessp`` or
     ``hess_sparsity``; symmetric ``A`` only): its products, or its matrix, replace autograd's
@@ -110,7 +114,7 @@ class Linearization:
         xv = plain(x)
         zv = onp.asarray(getval(z), dtype=float).reshape(-1)
         n = zv.size
-        vjp_z, r = make_vjp(lambda z_: F(xv, z_))(zv)
+        vjp_xz, r = make_vjp(lambda p: F(p[0], p[1]))(atuple((xv, zv)))
         r = onp.asarray(getval(r))
         if r.shape != (n,):
             raise ShapeError(
@@ -123,17 +127,29 @@ class Linearization:
                 "at this point: check f, the constraints and that y is in their domain."
             )
 
+        traced = {}
+
+        def vjp_z(v):
+            if "z" not in traced:  # products with A from here on: trace F in z alone
+                traced["z"] = make_vjp(lambda z_: F(xv, z_))(zv)[0]
+            return traced["z"](v)
+
         def rmatvec(v):
             return onp.asarray(vjp_z(v), dtype=float)
 
         def matvec(v):
             return onp.asarray(_reverse_over_reverse(vjp_z, n, v, zv), dtype=float)
 
+        def first_product(v):  # the joint trace's backward pass (the user-Hessian check)
+            return onp.asarray(vjp_xz(v)[1], dtype=float)
+
+        self.vjp_x = lambda w: vjp_xz(w)[0]
+
         self.F, self.x, self.z, self.n, self.residual = F, xv, zv, n, r.astype(float)
         if hessian is not None:
             if not symmetric or kkt_rows:
                 raise InputError("hess, hessp and hess_sparsity serve a symmetric Hessian only")
-            user = hessian.at(xv, zv, rmatvec)
+            user = hessian.at(xv, zv, first_product)
             self.system = LinearSystem(
                 n,
                 user.matvec,
@@ -213,11 +229,26 @@ defjvp(linear_solve, _linear_solve_jvp, None)
 
 
 class _XProducts:
-    """Products with ``B = dF/dx`` at ``(x, z)`` (traced if ``x`` or ``z`` are)."""
+    """Products with ``B = dF/dx`` at ``(x, z)`` (traced if ``x`` or ``z`` are).
 
-    def __init__(self, F, x, z):
-        self.vjp, _ = make_vjp(lambda x_: F(x_, z))(x)
-        self.x, self.n = x, int(anp.size(getval(z)))
+    ``first``: an existing ``w -> w^T B`` (a :class:`Linearization`'s joint trace in
+    ``(x, z)``) used for the first product only; each of its backward passes also runs
+    through the ``z`` part, so from the second product on (Jacobian rows) ``F`` is traced
+    in ``x`` alone."""
+
+    def __init__(self, F, x, z, first=None):
+        self.F, self.x, self.z, self.n = F, x, z, int(anp.size(getval(z)))
+        self._first, self._own = first, None
+        if first is None:
+            self._own = make_vjp(lambda x_: F(x_, z))(x)[0]
+
+    def vjp(self, w):
+        if self._own is None:
+            if self._first is not None:
+                first, self._first = self._first, None
+                return first(w)
+            self._own = make_vjp(lambda x_: self.F(x_, self.z))(self.x)[0]
+        return self._own(w)
 
     def jvp(self, v):
         return _reverse_over_reverse(self.vjp, self.n, v, getval(self.x))
@@ -240,6 +271,18 @@ def _attach_jvp(v, z, x, solution):
 
 defvjp(_attach, _attach_vjp, None)
 defjvp(_attach, _attach_jvp, None)
+
+
+def _same_point(x, z, x0, z0):
+    """Whether ``(x, z)`` has the values of ``(x0, z0)`` (untraced)."""
+    if x is x0 and z is z0:
+        return True
+    try:
+        a, b = flatten(x)[0], flatten(x0)[0]
+    except TypeError:
+        return False
+    za = onp.asarray(z).reshape(-1)
+    return a.shape == b.shape and onp.array_equal(a, b) and onp.array_equal(za, z0)
 
 
 class Solution:
@@ -306,10 +349,10 @@ class Solution:
         derivative) gets fresh, traced products."""
         x = self.x if x is None else x
         z = self.z if z is None else z
-        if is_traced(x) or is_traced(z):
+        if is_traced(x) or is_traced(z) or not _same_point(x, z, self.x, self.z):
             return _XProducts(self.F, x, z)
         if self._x_products is None:
-            self._x_products = _XProducts(self.F, x, z)
+            self._x_products = _XProducts(self.F, x, z, first=self.lin.vjp_x)
         return self._x_products
 
     @property

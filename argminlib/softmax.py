@@ -107,9 +107,13 @@ def ml_problem(i, m, n, variant="unconstrained", *, lam=0.1, t=1e3, solver="dens
     def ball(theta, x):
         return anp.reshape(anp.sum(x**2) - 1.0, (1,))
 
+    def hess(theta, x):  # the hand-derived Hessian serves the solves (checked against autograd)
+        a, b = unflatten_parameters(theta, m, n)
+        return likelihood_hessian(x, a, b, lam)
+
     common = {"mode": "max", "solver": solver, "tol": tol}
     if variant == "unconstrained":
-        return Unconstrained(f, onp.zeros(n), **common)
+        return Unconstrained(f, onp.zeros(n), hess=hess, **common)
     if variant == "sum":
         return Equality(
             f, linear_constraint(onp.ones((1, n)), onp.ones(1)), onp.ones(n) / n, **common

@@ -224,3 +224,15 @@ def test_dense_cholesky_certificate_for_an_assembled_hessian():
         al.Unconstrained(f_saddle, onp.zeros(3), hess=hess_saddle).vjp(
             0.0, onp.zeros(3), onp.ones(3)
         )
+
+
+def test_dense_cholesky_certificate_for_a_large_system():
+    p = Ridge(500, seed=6)
+    prob = al.Unconstrained(p.f, p.y0, solver="dense")
+    y = p.solution(p.x)
+    g, info = prob.vjp(p.x, y, y - p.y_val, return_info=True)
+    assert info.certificate.method == "cholesky"
+    assert onp.allclose(g, p.hypergradient(p.x), rtol=1e-8, atol=1e-12)
+    small = al.Unconstrained(p.f, p.y0, solver="dense", certify="dense")
+    _, info = small.vjp(p.x, y, y - p.y_val, return_info=True)
+    assert info.certificate.method == "dense" and info.certificate.exact
