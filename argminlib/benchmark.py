@@ -25,7 +25,16 @@ from .fd import fd_grad
 from .forward import newton
 from .unconstrained import implicit_vjp
 
-__all__ = ["RidgeProblem", "Row", "run", "format_table", "METHODS"]
+__all__ = [
+    "RidgeProblem",
+    "Row",
+    "run",
+    "format_table",
+    "METHODS",
+    "GroupRidge",
+    "sweep",
+    "SWEEP_METHODS",
+]
 
 METHODS = ("forward", "fd", "dense", "cg", "minres")
 
@@ -140,3 +149,112 @@ def format_table(rows):
             cells.append(f"{r.seconds:8.4f} {r.error:10.1e}" if r else f"{'-':>8} {'-':>10}")
         lines.append(f"{n:>7} | " + " | ".join(cells))
     return "\n".join(lines)
+
+
+class GroupRidge:
+    """Ridge regression with ``m`` regularisation weights shared by groups of coefficients,
+
+        y*(x) = argmin_y 1/2 ||X y - t||^2 + 1/2 sum_i exp(x_{g(i)}) y_i^2,
+
+    ``y`` in ``R^n``, ``x`` in ``R^m``, coefficient ``i`` in group ``g(i) = floor(i m / n)``
+    (contiguous blocks): the number of parameters ``m`` and the number of unknowns ``n``
+    vary independently. ``X`` has ``rows`` rows of unit expected norm, so the spectrum of
+    ``f_YY = X^T X + diag(exp(x_g))`` (and the Krylov iteration counts) do not grow with
+    ``n``. :meth:`forward` solves exactly by the Woodbury identity in ``O(n rows^2)``, and
+    :meth:`hypergradient` is the analytic adjoint, the reference of every error."""
+
+    def __init__(self, n, m, rows=50, seed=0):
+        if not 1 <= m <= n:
+            raise ValueError(f"GroupRidge needs 1 <= m <= n (got m={m}, n={n})")
+        rng = onp.random.default_rng(seed)
+        self.n, self.m, self.rows = n, m, rows
+        self.X = rng.normal(size=(rows, n)) / onp.sqrt(n)
+        self.t = rng.normal(size=rows)
+        self.y_val = 0.1 * rng.normal(size=n)
+        self.x = 0.5 * rng.normal(size=m)
+        self.groups = onp.arange(n) * m // n
+        self.y0 = onp.zeros(n)
+
+    def weights(self, x):
+        """``exp(x_{g(i)})`` for every coefficient ``i`` (autograd-differentiable)."""
+        return anp.exp(x)[self.groups]
+
+    def f(self, x, y):
+        r = anp.dot(self.X, y) - self.t
+        return 0.5 * anp.dot(r, r) + 0.5 * anp.sum(self.weights(x) * y**2)
+
+    def upper(self, y):
+        return 0.5 * anp.sum((y - self.y_val) ** 2)
+
+    def solve_H(self, x, b):
+        """``f_YY^{-1} b`` exactly (Woodbury: one ``rows x rows`` solve)."""
+        d = onp.exp(onp.asarray(x, dtype=float))[self.groups]
+        Db = b / d
+        K = onp.eye(self.rows) + (self.X / d) @ self.X.T
+        return Db - (self.X.T @ onp.linalg.solve(K, self.X @ Db)) / d
+
+    def forward(self, f, x, y0):
+        """The exact lower-level solution (``forward=`` of :func:`argminlib.argmin`)."""
+        return self.solve_H(x, self.X.T @ self.t)
+
+    def loss(self, x):
+        """``L(x) = 1/2 ||y*(x) - y_val||^2`` with the exact forward solve."""
+        return float(self.upper(self.forward(None, x, None)))
+
+    def hypergradient(self, x):
+        """``dL/dx_k = -exp(x_k) sum_{g(i) = k} lam_i y_i``, ``f_YY lam = y* - y_val``."""
+        y = self.forward(None, x, None)
+        lam = self.solve_H(x, y - self.y_val)
+        return -onp.exp(x) * onp.bincount(self.groups, lam * y, minlength=self.m)
+
+
+#: the methods of :func:`sweep`: finite differences and implicit VJPs with each solver
+SWEEP_METHODS = ("fd", "dense", "cg", "minres", "gmres")
+
+
+def sweep(shapes, *, fd_max=100, dense_max=1000, repeat=3, seed=0, certify=True):
+    """Time the hypergradient of :class:`GroupRidge` at every ``(n, m)`` of ``shapes``.
+
+    Every method computes ``dL/dx`` from scratch with the same exact forward solve:
+    ``"forward"`` is that solve alone (its ``error``: of ``y*`` as returned by
+    :func:`argminlib.argmin`, polished and checked with CG, against an independent dense solve when
+    ``n <= dense_max``, else against the Woodbury one); ``"fd"`` central differences,
+    ``2m`` forward solves (when ``m <= fd_max``); ``"dense"`` (``n <= dense_max``),
+    ``"cg"``, ``"minres"`` and ``"gmres"`` ``autograd.grad`` through
+    :func:`argminlib.argmin` with that linear solver. Returns a list of dicts with keys
+    ``n, m, method, seconds, error`` (max relative error; best time of ``repeat`` runs).
+    """
+    from autograd import grad
+
+    from .api import argmin
+
+    out = []
+    for n, m in shapes:
+        p = GroupRidge(n, m, seed=seed)
+        ref = p.hypergradient(p.x)
+
+        def add(method, seconds, error, n=n, m=m):
+            out.append(dict(n=n, m=m, method=method, seconds=seconds, error=error))
+
+        t, _ = _timed(lambda p=p: p.forward(None, p.x, None), repeat)
+        y = argmin(p.f, p.x, p.y0, forward=p.forward, solver="cg")
+        if n <= dense_max:
+            H = p.X.T @ p.X + onp.diag(p.weights(p.x))
+            y_ref = onp.linalg.solve(H, p.X.T @ p.t)
+        else:
+            y_ref = p.forward(None, p.x, None)
+        add("forward", t, _relerr(y, y_ref))
+        if m <= fd_max:
+            t, g = _timed(lambda p=p: fd_grad(p.loss, p.x, 1e-5), repeat)
+            add("fd", t, _relerr(g, ref))
+        for name in SWEEP_METHODS[1:]:
+            if name == "dense" and n > dense_max:
+                continue
+
+            def L(x, p=p, name=name):
+                y = argmin(p.f, x, p.y0, forward=p.forward, solver=name, certify=certify)
+                return p.upper(y)
+
+            t, g = _timed(lambda L=L, p=p: grad(L)(p.x), repeat)
+            add(name, t, _relerr(g, ref))
+    return out

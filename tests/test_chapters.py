@@ -3,7 +3,8 @@
 The chapters record their checks with ``myst_nb.glue``; these tests assert on those values,
 so a change in argminlib that breaks a figure's data fails here with the chapter named.
 The chapters run two at a time (papermill kernels are separate processes), each twice, to
-check that the recorded values are deterministic (timings, glued as ``time_*``, excepted).
+check that the recorded values are deterministic (timings and measured memory, glued as
+``time_*`` and ``mem_*``, excepted).
 """
 
 import pytest
@@ -19,11 +20,15 @@ FAST = {
     "book/ch04_inequality": {"n_grid": 21, "ts": [1.0, 10.0]},
     "book/ch05_bilevel": {"iterations": 60, "known_iterations": 300},
     "book/ch06_scale": {
-        "sizes": [10, 50, 200],
-        "fd_max": 50,
-        "dense_max": 200,
-        "repeat": 1,
         "n_demo": 200,
+        "n_unroll": 100,
+        "unroll_steps": [5, 20, 50, 200, 400],
+        "n_fixed": 400,
+        "ms": [1, 4, 16, 64, 200],
+        "m_fixed": 8,
+        "ns": [100, 300, 1000],
+        "dense_max": 1000,
+        "repeat": 3,
     },
 }
 
@@ -58,7 +63,7 @@ def test_chapter_is_deterministic(results, chapter):
     assert first, f"{chapter} glued no values"
 
     def stable(v):
-        return {k: x for k, x in v.items() if not k.startswith("time_")}
+        return {k: x for k, x in v.items() if not k.startswith(("time_", "mem_"))}
 
     assert stable(first) == stable(second)
 
@@ -145,5 +150,24 @@ def test_ch06_scale(results):
     assert v["jacobian_solves"] == 40
     assert v["krylov_cg_error"] < 1e-8 and v["krylov_gmres_error"] < 1e-8
     assert v["krylov_minres_error"] < 1e-6
-    assert v["max_error_dense"] < 1e-10 and v["max_error_cg"] < 1e-8 and v["max_error_fd"] < 1e-6
-    assert v["largest_fd"] == 50 and v["largest_n"] == 200
+    # unrolling: the error of the unrolled hypergradient falls with K, down to rounding
+    errors = v["un_errors"]
+    assert v["un_steps"] == [5, 20, 50, 200, 400]
+    assert all(b < a for a, b in zip(errors[:-1], errors[1:], strict=True)), errors
+    assert errors[0] > 0.1 and errors[-1] < 1e-12
+    assert v["un_K_good"] == 200
+    assert v["un_implicit_error"] < 1e-9 and v["un_fd_error"] < 1e-5
+    assert v["mem_un_slope"] == pytest.approx(1.0, abs=0.1)  # memory grows like K
+    assert v["mem_un_last_ratio"] > 5  # far above the implicit gradient's
+    # parameters and unknowns: FD costs 2m solves, the implicit gradient one, whatever m is
+    assert v["time_fd_slope_m"] == pytest.approx(1.0, abs=0.25)
+    assert v["time_cg_slope_m"] < 0.3
+    assert v["time_sw_cg_spread"] < 4
+    for meth in ("fd", "cg", "minres", "gmres"):
+        assert v[f"sw_error_{meth}"] < 1e-8, meth
+    assert v["sw_error_dense"] < 1e-12 and v["sw_max_solution_error"] < 1e-12
+    # the performance table: every method accurate, ratios positive (never asserted on size)
+    assert v["perf_max_error"] < 1e-8
+    for key in ("time_ridge_400_dense", "time_chain_100000_sparsity", "time_cert_ridge_400_dense"):
+        assert v[key] > 0, key
+    assert {"time_cert_chain_100000_cg", "time_cert_chain_100000_minres"} <= set(v)
