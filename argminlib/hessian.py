@@ -195,4 +195,4 @@ def _vector(out, n, name):
             f"{name} returned {type(out).__name__} with {out.size} values; expected {n} floats "
             "(the shape of y)."
         )
-    return out.astype(float).reshape(-1)
+    return out.astype(float, copy=False).reshape(-1)  # no copy of a float vector
