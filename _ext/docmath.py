@@ -15,11 +15,25 @@ import re
 
 FORMULA = re.compile(r"\^|_\{|\b[a-z]+_[A-Z]{1,2}\b|\|\||\bsum_|\bargm(?:in|ax)_")
 LITERAL = re.compile(r"``([^`]+)``")
-GREEK = {"lam": r"\lambda", "lambda": r"\lambda", "nu": r"\nu", "mu": r"\mu",
-         "phi": r"\phi", "theta": r"\theta", "eps": r"\epsilon", "tau": r"\tau"}
-FUNCTIONS = {"sum": r"\sum", "log": r"\log", "exp": r"\exp", "diag": r"\operatorname{diag}",
-             "argmin": r"\operatorname{argmin}", "argmax": r"\operatorname{argmax}",
-             "grad": r"\nabla"}
+GREEK = {
+    "lam": r"\lambda",
+    "lambda": r"\lambda",
+    "nu": r"\nu",
+    "mu": r"\mu",
+    "phi": r"\phi",
+    "theta": r"\theta",
+    "eps": r"\epsilon",
+    "tau": r"\tau",
+}
+FUNCTIONS = {
+    "sum": r"\sum",
+    "log": r"\log",
+    "exp": r"\exp",
+    "diag": r"\operatorname{diag}",
+    "argmin": r"\operatorname{argmin}",
+    "argmax": r"\operatorname{argmax}",
+    "grad": r"\nabla",
+}
 #: words that may appear besides single letters, Greek letters and functions
 SUBSCRIPTS = {"XY", "YY", "XX", "xx", "YX", "Y", "X", "val"}
 WORD = re.compile(r"[A-Za-z]+")
