@@ -159,10 +159,8 @@ def test_ch06_scale(results):
     assert v["un_implicit_error"] < 1e-9 and v["un_fd_error"] < 1e-5
     assert v["mem_un_slope"] == pytest.approx(1.0, abs=0.1)  # memory grows like K
     assert v["mem_un_last_ratio"] > 5  # far above the implicit gradient's
-    # parameters and unknowns: FD costs 2m solves, the implicit gradient one, whatever m is
-    assert v["time_fd_slope_m"] == pytest.approx(1.0, abs=0.25)
-    assert v["time_cg_slope_m"] < 0.3
-    assert v["time_sw_cg_spread"] < 4
+    # parameters and unknowns: the measured slopes are timings, reported in the text but
+    # never asserted (tests assert numbers, not timings); the accuracy of every method is
     for meth in ("fd", "cg", "minres", "gmres"):
         assert v[f"sw_error_{meth}"] < 1e-8, meth
     assert v["sw_error_dense"] < 1e-12 and v["sw_max_solution_error"] < 1e-12
