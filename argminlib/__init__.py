@@ -35,6 +35,7 @@ from .exceptions import (
     NotStationaryError,
     ShapeError,
     SingularHessianError,
+    UncertifiedError,
 )
 from .fd import fd_grad, fd_jacobian, fd_jvp, max_error
 from .forward import barrier_objective, barrier_solve, newton, slsqp, stationary_point
@@ -78,6 +79,7 @@ __all__ = [
     "SingularHessianError",
     "IllConditionedError",
     "CurvatureError",
+    "UncertifiedError",
     "LinearSolveError",
     "ForwardSolveError",
     "ConstraintError",

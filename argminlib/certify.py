@@ -39,6 +39,7 @@ from .exceptions import (
     IllConditionedError,
     InputError,
     SingularHessianError,
+    UncertifiedError,
 )
 
 __all__ = ["Certify", "Certificate", "certify", "as_certify", "lanczos"]
@@ -52,23 +53,29 @@ class Certify:
     """How to certify the second-order conditions (``certify=`` of every problem).
 
     ``method``: ``"auto"`` (dense eigenvalues when the linear solver forms the matrix,
-    Lanczos otherwise), ``"dense"`` or ``"lanczos"``; ``steps``: the Lanczos iterations
-    (matrix products) always taken; then, up to ``max_steps``, more until the extreme Ritz
-    value that decides (the lowest for a minimum, the highest for a maximum, both for a
-    root) has settled: it moved by less than ``settle`` times its own size over the last
-    five steps. A negative eigenvalue hidden at the low end of a wide spectrum moves the
-    lowest Ritz value for many steps, so it is followed down instead of cut off at
-    ``steps``. ``rcond``: an eigenvalue below ``rcond`` times the largest in size makes the
-    matrix ill-conditioned (an error: the derivative would lose about ``-log10(rcond)``
-    digits); lower it to accept such a matrix knowingly; ``seed``: of the random start.
+    Lanczos otherwise), ``"dense"`` or ``"lanczos"``. ``steps``: the Lanczos iterations
+    (matrix products) always taken. Then, up to ``max_steps``, as many more as the
+    Kuczynski-Wozniakowski bound for Lanczos from a random start asks for the answer to hold
+    with probability at least ``1 - confidence``: to exclude an eigenvalue of the wrong sign
+    below the lowest Ritz value ``theta`` of a spectrum of width ``w``, about
+    ``log(1.65 sqrt(n) / confidence) sqrt(2 w / theta) / 2`` steps (as many as CG needs on
+    the same matrix, give or take); a Ritz value of the wrong sign is a proof and stops it
+    at once. If ``max_steps`` is not enough (and ``n`` is larger), the curvature is not
+    certified: :class:`~argminlib.UncertifiedError`. For a stationary point (``mode =
+    "stationary"``, where the smallest ``|eigenvalue|`` is interior) the iteration stops when
+    the extreme Ritz values have moved by less than ``settle`` (relative) over five steps.
+    ``rcond``: an eigenvalue below ``rcond`` times the largest in size makes the matrix
+    ill-conditioned (an error: the derivative would lose about ``-log10(rcond)`` digits);
+    lower it to accept such a matrix knowingly; ``seed``: of the random start.
     """
 
     method: str = "auto"
     steps: int = 20
     rcond: float = 1e-10
     seed: int = 0
-    max_steps: int = 300
+    max_steps: int = 500
     settle: float = 1e-3
+    confidence: float = 1e-3
 
     def __post_init__(self):
         if self.method not in ("auto", "dense", "lanczos"):
@@ -86,8 +93,10 @@ class Certify:
             raise InputError(f"Certify(seed={self.seed!r}): use a non-negative integer")
         if self.seed < 0:
             raise InputError(f"Certify(seed={self.seed!r}): use a non-negative integer")
-        if not (isinstance(self.settle, numbers.Real) and 0 < self.settle < 1):
-            raise InputError(f"Certify(settle={self.settle!r}): use a number in (0, 1)")
+        for name in ("settle", "confidence"):
+            v = getattr(self, name)
+            if not (isinstance(v, numbers.Real) and not isinstance(v, bool) and 0 < v < 1):
+                raise InputError(f"Certify({name}={v!r}): use a number in (0, 1)")
         if not (isinstance(self.rcond, numbers.Real) and 0 <= self.rcond < 1):
             raise InputError(f"Certify(rcond={self.rcond!r}): use a number in [0, 1)")
 
@@ -209,17 +218,31 @@ def _ritz(alpha, beta):
     return sla.eigvalsh_tridiagonal(onp.array(alpha), onp.array(beta[: m - 1]))
 
 
-def _settled(sign, tol):
-    """Has the Ritz value that decides the certificate for ``sign`` converged?"""
+def _needed_steps(lowest, highest, dim, confidence):
+    """Lanczos steps after which, with probability ``1 - confidence``, no eigenvalue lies
+    below ``lowest / 2`` (``lowest > 0``), by the Kuczynski-Wozniakowski bound
+    ``P(error > eps w) <= 1.648 sqrt(n) exp(-sqrt(eps) (2k - 1))`` for a random start."""
+    width = max(highest - lowest, 0.0)
+    if width == 0.0:
+        return 1
+    eps = 0.5 * lowest / width
+    return int(onp.ceil((onp.log(1.648 * onp.sqrt(dim) / confidence) / onp.sqrt(eps) + 1) / 2))
+
+
+def _enough(sign, dim, config):
+    """Has the Lanczos run done enough to decide the certificate for ``sign``?"""
 
     def moved(a, b):
-        return abs(a - b) > tol * max(abs(a), abs(b), onp.finfo(float).tiny)
+        return abs(a - b) > config.settle * max(abs(a), abs(b), onp.finfo(float).tiny)
 
     def test(previous, ritz):
+        lo, hi = float(ritz[0]), float(ritz[-1])
         if sign > 0:
-            return not moved(previous[0], ritz[0])
+            return lo <= 0 or len(ritz) >= _needed_steps(lo, hi, dim, config.confidence)
         if sign < 0:
-            return not moved(previous[-1], ritz[-1])
+            return hi >= 0 or len(ritz) >= _needed_steps(-hi, -lo, dim, config.confidence)
+        if previous is None:
+            return False
         return not (moved(previous[0], ritz[0]) or moved(previous[-1], ritz[-1]))
 
     return test
@@ -304,10 +327,13 @@ def certify(system, sign, config, *, forms_matrix=False, allow_singular=False):
                 min(config.steps, dim),
                 config.seed,
                 max_steps=min(config.max_steps, dim),
-                settled=_settled(0, config.settle),
+                settled=_enough(+1, dim, config),
             )
             s = onp.sqrt(onp.maximum(vals[::-1], 0.0))
-            return _judge_general(system, s, config, allow_singular, exact=len(vals) >= dim)
+            cert = _judge_general(system, s, config, allow_singular, exact=len(vals) >= dim)
+            if len(vals) < dim and not _enough(+1, dim, config)(None, vals):
+                _uncertified(system, cert, config, +1)
+            return cert
         project = None
         if p:
             R = Vt[:p]
@@ -322,7 +348,7 @@ def certify(system, sign, config, *, forms_matrix=False, allow_singular=False):
             config.seed,
             project,
             max_steps=min(config.max_steps, dim),
-            settled=_settled(sign, config.settle),
+            settled=_enough(sign, dim, config),
         )
         exact = len(vals) >= dim
     k = int(onp.argmin(vals)) if sign >= 0 else int(onp.argmax(vals))
@@ -337,7 +363,24 @@ def certify(system, sign, config, *, forms_matrix=False, allow_singular=False):
         vecs[:, 0 if k == 0 else -1] if vecs.size else None,
     )
     _judge(system, sign, cert, config, allow_singular, vals)
+    if method == "lanczos" and not exact and sign and not _enough(sign, dim, config)(None, vals):
+        _uncertified(system, cert, config, sign)
     return cert
+
+
+def _uncertified(system, cert, config, sign):
+    lo, hi = (cert.lowest, cert.highest) if sign > 0 else (-cert.highest, -cert.lowest)
+    need = _needed_steps(lo, hi, cert.space, config.confidence)
+    raise UncertifiedError(
+        f"The curvature of the {system.name}{_where(system)} could not be certified in "
+        f"{cert.products} products: the Lanczos estimate (eigenvalues from {cert.lowest:.3e} "
+        f"to {cert.highest:.3e}) would need about {need} steps to exclude an eigenvalue of "
+        f"the wrong sign (the matrix is ill-conditioned for this check, or has an eigenvalue "
+        f"of the wrong sign not yet found). Use a solver that forms the matrix "
+        f"(solver='dense' or 'sparse'), pass certify=argminlib.Certify(max_steps={need + 20}), "
+        "or certify=False if you know the curvature.",
+        certificate=cert,
+    )
 
 
 def _where(system):

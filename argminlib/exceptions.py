@@ -14,6 +14,7 @@ __all__ = [
     "SingularHessianError",
     "IllConditionedError",
     "CurvatureError",
+    "UncertifiedError",
     "LinearSolveError",
     "ForwardSolveError",
     "ConstraintError",
@@ -66,6 +67,16 @@ class IllConditionedError(SingularHessianError):
     """The Hessian is definite (or nonsingular) but so ill-conditioned that the derivative
     would be mostly rounding error: its smallest eigenvalue is below ``rcond`` times the
     largest in size."""
+
+
+class UncertifiedError(ArgminError):
+    """The curvature could not be certified within the products allowed (a Lanczos estimate
+    that has not reached the accuracy needed to exclude an eigenvalue of the wrong sign).
+    Attribute ``certificate`` (the estimate so far)."""
+
+    def __init__(self, message, certificate=None):
+        super().__init__(message)
+        self.certificate = certificate
 
 
 class CurvatureError(ArgminError):

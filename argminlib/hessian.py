@@ -163,12 +163,17 @@ class _AtPoint:
     def _sparse_product(self, v):
         return self._recover() @ v
 
-    def check(self):
-        """Compare with autograd's product at a seeded random vector (once per point)."""
-        v = onp.random.default_rng(12345).standard_normal(self.n)
+    def check(self, v=None, against=None):
+        """Compare with autograd's product at ``v`` (default: a seeded random vector; once
+        per point). A random vector mostly sees the large eigenvalues, so the problem also
+        checks a low-curvature direction (see :meth:`argminlib.Solution`): ``v`` is then
+        that direction, or ``w = A^{-1} b`` with ``against = b`` (the residual of a solve
+        with the user's matrix, measured with autograd's products)."""
+        if v is None:
+            v = onp.random.default_rng(12345).standard_normal(self.n)
         want = onp.asarray(self.autograd_hvp(v), dtype=float).reshape(-1)
-        got = self.matvec(v)
-        scale = max(float(onp.linalg.norm(want)), onp.finfo(float).tiny)
+        got = self.matvec(v) if against is None else against
+        scale = max(float(onp.linalg.norm(got if against is not None else want)), 1e-300)
         diff = float(onp.linalg.norm(got - want)) / scale
         if not diff <= CHECK_RTOL:
             what = {
@@ -180,7 +185,8 @@ class _AtPoint:
                 "recovered from hessp's products on the pattern is not f_YY)",
             }[self.argument]
             raise HessianMismatchError(
-                f"{what}: at a random vector v its product differs from autograd's f_YY v by "
+                f"{what}: at a test vector v (random, or of low curvature) its product "
+                "differs from autograd's f_YY v by "
                 f"{diff:.1e} (relative; at most {CHECK_RTOL:.0e} is accepted). Fix "
                 f"{self.argument}, or leave it out to use autograd's products.",
                 argument=self.argument,

@@ -150,6 +150,7 @@ class Linearization:
             if not symmetric or kkt_rows:
                 raise InputError("hess, hessp and hess_sparsity serve a symmetric Hessian only")
             user = hessian.at(xv, zv, first_product)
+            self.user_hessian = user
             self.system = LinearSystem(
                 n,
                 user.matvec,
@@ -341,6 +342,21 @@ class Solution:
                 forms_matrix=self.solver.forms_matrix,
                 allow_singular=self.solver.minimum_norm,
             )
+        user = getattr(self.lin, "user_hessian", None)
+        if user is not None:
+            self._check_user_hessian(user)
+
+    def _check_user_hessian(self, user):
+        """The user's Hessian, checked where a random vector does not look: along the
+        certificate's lowest-curvature direction, or (with a factorising solver) through
+        the residual of one solve ``A w = b`` measured with autograd's products."""
+        direction = getattr(self.certificate, "direction", None)
+        if direction is not None:
+            user.check(onp.asarray(direction, dtype=float))
+        elif self.solver.forms_matrix:
+            b = onp.random.default_rng(54321).standard_normal(self.n)
+            w, _ = self.solver(self.lin.system, b)
+            user.check(w, against=b)
 
     def x_products(self, x=None, z=None):
         """Products with ``B = dF/dx`` at ``(x, z)``. At this solution's own numeric point
