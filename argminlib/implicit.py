@@ -483,6 +483,8 @@ def root(F, x, z, *, solver="gmres", symmetric=False, tol=1e-6, certify=True, po
             "z is being traced by autograd: root attaches the derivative to a solution you "
             "computed; compute z from plain values (autograd.tracer.getval) and pass x traced."
         )
+    if isinstance(z, (list, tuple)):
+        z = onp.asarray(z, dtype=float)
     shape = onp.shape(getval(z))
     zf = _check_array(z, "z").reshape(-1)
     value = call_user(lambda x_, z_: F(x_, onp.reshape(z_, shape)), plain(x), zf, "F", "z")
@@ -516,8 +518,17 @@ def fixed_point(T, x, z, *, solver="gmres", tol=1e-6, certify=True, polish_steps
 
         z = al.fixed_point(lambda a, z: np.cos(a * z), a, z_from_iterating)
     """
+
+    def F(x_, z_):
+        out = T(x_, z_)
+        if isinstance(out, (list, tuple)):
+            out = anp.array(out)
+        if out is None or not hasattr(out, "shape") and not isinstance(out, (int, float)):
+            raise InputError(f"T(x, z) returned {type(out).__name__}; it must return an array")
+        return out - z_
+
     return root(
-        lambda x_, z_: T(x_, z_) - z_,
+        F,
         x,
         z,
         solver=solver,

@@ -28,7 +28,7 @@ import warnings
 import autograd.numpy as anp
 import numpy as onp
 from autograd import grad
-from autograd.tracer import getval
+from autograd.tracer import getval, isbox
 
 from .equality import constraint_distance, multipliers
 from .exceptions import (
@@ -55,6 +55,12 @@ __all__ = ["Barrier", "lemma_4_2", "active_set", "Inequality"]
 
 
 def _check_t(t):
+    if isbox(t):
+        raise InputError(
+            "The barrier parameter t is being differentiated: Barrier treats t as a fixed "
+            "setting. To differentiate with respect to t, write the barrier objective "
+            "t f - sum(log(-c)) yourself with t inside x and use argmin."
+        )
     if not (isinstance(t, numbers.Real) and not isinstance(t, bool) and onp.isfinite(t) and t > 0):
         raise InputError(f"The barrier parameter t must be a finite positive number; got {t!r}.")
     return float(t)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import autograd.numpy as anp
 import numpy as onp
 from autograd.misc import flatten
-from autograd.tracer import getval
+from autograd.tracer import getval, isbox
 
 from .certify import as_certify
 from .exceptions import (
@@ -106,7 +106,7 @@ def check_x(x, name="x"):
         v = x if isinstance(x, (dict, list, tuple)) else getval(x)
         items = v.items() if isinstance(v, dict) else enumerate(v)
         out = {k: check_x(e, f"{name}[{k!r}]") for k, e in items}
-        if is_traced(x):
+        if isbox(x):  # a container autograd is tracing as a whole: leave it as it is
             return x
         return out if isinstance(v, dict) else type(v)(out[i] for i in range(len(v)))
     return as_float_array(x, name)
@@ -279,10 +279,17 @@ class Problem:
         sol = self.at(x, y)
         x = check_x(x)
         v = check_x(v, "v")
-        if flatten(plain(v))[0].shape != flatten(plain(x))[0].shape:
+        if (
+            _structure(v) != _structure(x)
+            and flatten(plain(v))[0].shape != flatten(plain(x))[0].shape
+        ):
             raise ShapeError(
                 f"v has {flatten(plain(v))[0].size} entries; the JVP needs the structure of "
                 f"x ({flatten(plain(x))[0].size} entries)."
+            )
+        if _is_container_of_arrays(x) and _structure(v) != _structure(x):
+            raise ShapeError(
+                f"v has the structure {_structure(v)}; the JVP needs that of x, {_structure(x)}."
             )
         out = self.primal(sol.jvp(v, x))
         return (out, sol.info()) if return_info else out
@@ -298,6 +305,16 @@ class Problem:
         uz = anp.concatenate([anp.reshape(u, (-1,)), onp.zeros(sol.n - self.ny)])
         out = sol.vjp(uz, x)
         return (out, sol.info()) if return_info else out
+
+
+def _structure(a):
+    """The nesting and leaf shapes of ``a`` (for comparing a tangent with ``x``)."""
+    v = getval(a)
+    if isinstance(v, dict):
+        return {k: _structure(e) for k, e in v.items()}
+    if isinstance(v, (list, tuple)) and _is_container_of_arrays(v):
+        return tuple(_structure(e) for e in v)
+    return onp.shape(v)
 
 
 def _shape_jacobian(J, x, yshape):

@@ -570,7 +570,7 @@ def test_root_checks_a_symmetric_claim_and_its_inputs():
     assert onp.allclose(J, onp.linalg.inv(A))
     with pytest.raises(al.InputError, match="tol"):
         al.root(lambda x, z: z**2 - x, 4.0, 2.0, tol=float("nan"))
-    with pytest.raises(al.InputError, match=r"F\(x, z\) raised TypeError"):
+    with pytest.raises(al.InputError, match="T\\(x, z\\) returned NoneType"):
         al.fixed_point(lambda a, z: None, 1.0, onp.array([0.7]))
     with pytest.raises(al.ShapeError, match="square system"):
         al.root(lambda x, z: anp.array([z[0] - x, z[0] + x]), 1.0, onp.array([1.0]))
@@ -682,3 +682,26 @@ def test_user_hessian_wrong_in_low_curvature_directions(solver):
         grad(lambda lam: loss(lam, lambda lam, y: X.T @ X))(1.0)
     g = grad(lambda lam: loss(lam, lambda lam, y: X.T @ X + lam * onp.eye(50)))(1.0)
     assert g == pytest.approx(grad(lambda lam: loss(lam, None))(1.0), rel=1e-7)
+
+
+def test_second_review_small_findings():
+    def g(p, y):
+        return 0.5 * anp.sum((y - p[0]) ** 2) * p[1] + 0.1 * anp.sum(y**4)
+
+    # an int leaf next to a traced one is read as a float
+    ga = grad(lambda a: anp.sum(al.argmin(g, [a, 2], onp.zeros(2))))(onp.ones(2))
+    gb = grad(lambda a: anp.sum(al.argmin(g, [a, 2.0], onp.zeros(2))))(onp.ones(2))
+    assert onp.allclose(ga, gb)
+    # fixed_point with lists; T returning None
+    z = al.fixed_point(lambda a, z: [anp.cos(a * z[0])], 1.0, [0.7390851332151607])
+    assert z[0] == pytest.approx(0.7390851332151607)
+    with pytest.raises(al.InputError, match="NoneType"):
+        al.fixed_point(lambda a, z: None, 1.0, [0.7])
+    # a tangent of the wrong structure
+    p = al.Unconstrained(g, onp.zeros(2))
+    ys = p((onp.ones(2), 2.0))
+    with pytest.raises(al.ShapeError, match="structure"):
+        p.jvp([onp.ones(2), 2.0], ys, [onp.ones(3)])
+    # the barrier parameter cannot be differentiated
+    with pytest.raises(al.InputError, match="t is being differentiated"):
+        grad(lambda t: al.Barrier(_sq, lambda x, y: y - 5.0, t, 0.0)(1.0))(10.0)
