@@ -208,7 +208,8 @@ class GroupRidge:
         return -onp.exp(x) * onp.bincount(self.groups, lam * y, minlength=self.m)
 
 
-#: the methods of :func:`sweep`: finite differences and implicit VJPs with each solver
+#: The methods that :func:`sweep` times besides the forward solve (finite differences, and
+#: implicit VJPs with each linear solver).
 SWEEP_METHODS = ("fd", "dense", "cg", "minres", "gmres")
 
 
