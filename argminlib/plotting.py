@@ -12,7 +12,7 @@ from .softmax import log_likelihood, unflatten_parameters
 __all__ = ["BOOK_STYLE", "likelihood_surfaces", "loglog_slope"]
 
 #: matplotlib settings of the book's figures (``plt.rcParams.update(BOOK_STYLE)``). The
-#: figures are at most 7 inches wide, the width of the book's text column at 100 dpi, so
+#: figures are at most 6.8 inches wide, within the book's text column at 100 dpi, so
 #: that they are shown at full size and no text is smaller than 10 points.
 BOOK_STYLE = {
     "font.size": 10.5,
@@ -73,7 +73,7 @@ def likelihood_surfaces(
     lo = min(float(L.min()) for row in surfaces for L in row)
     hi = max(float(L.max()) for row in surfaces for L in row)
     levels = MaxNLocator(nbins=20).tick_values(lo, hi)  # round values: round colour-bar ticks
-    fig, axes = plt.subplots(2, m, figsize=(7.0, 4.9), sharex=True, sharey=True,
+    fig, axes = plt.subplots(2, m, figsize=(6.8, 4.9), sharex=True, sharey=True,
                              layout="constrained")  # fmt: skip
     for r, (_, feats, label) in enumerate(rows):
         for j in range(m):
