@@ -1,7 +1,7 @@
 """Docstring formulas as math on the API page (``autodoc-process-docstring``).
 
 argminlib's docstrings write formulas as inline literals in plain ASCII, readable in a
-terminal: ``g'(x) = -f_YY^{-1} f_XY``, ``1/2 ||X y - t||^2``. :func:`to_latex` turns such a
+terminal: ``g'(x) = -f_YY^{-1} f_XY``, ``1/2 ||X y - tau||^2``. :func:`to_latex` turns such a
 literal into LaTeX, and the hook renders it with ``:math:``, but only when it is clearly a
 formula (it has a superscript, a norm, a sum, an argmin or one of the paper's partial
 derivatives ``f_Y``, ``f_YY``, ``f_XY``) and every word in it is a symbol, a known function
@@ -33,15 +33,22 @@ FUNCTIONS = {
     "argmin": r"\operatorname{argmin}",
     "argmax": r"\operatorname{argmax}",
     "grad": r"\nabla",
+    "max": r"\max",
 }
 #: words that may appear besides single letters, Greek letters and functions
 SUBSCRIPTS = {"XY", "YY", "XX", "xx", "YX", "Y", "X", "val"}
+#: symbols written as words in ASCII
+SYMBOLS = {"abar": r"\bar a", "dtheta": r"\Delta\theta", "Dg": "Dg"}
+#: words that stand for a named quantity, set upright
+NAMES = {"target", "size", "after", "before", "predicted", "loss", "new", "gtol", "armijo"}
 WORD = re.compile(r"[A-Za-z]+")
 
 
 def _words_ok(text):
     for w in WORD.findall(text.replace("d/dx", "").replace("s.t.", "")):
         if len(w) == 1 or w in GREEK or w in FUNCTIONS or w in SUBSCRIPTS:
+            continue
+        if w in SYMBOLS or w in NAMES:
             continue
         return False
     return True
@@ -64,10 +71,13 @@ def to_latex(text):
 
     def word(m):
         w = m.group(0)
-        return GREEK.get(w) or FUNCTIONS.get(w) or w
+        if w in NAMES:
+            return r"\mathrm{" + w + "}"
+        return GREEK.get(w) or FUNCTIONS.get(w) or SYMBOLS.get(w) or w
 
     s = re.sub(r"(?<![A-Za-z\\{])[A-Za-z]{2,}(?![A-Za-z])", word, s)
     s = re.sub(r"(?<![A-Za-z\\])R\^", r"\\mathbb{R}^", s)
+    s = re.sub(r"(?<![A-Za-z\\])l_([ij])\b", r"\\ell_\1", s)  # l_i: the log-likelihoods
     s = s.replace("~", r"\approx ")
     return s
 

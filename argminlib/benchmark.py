@@ -2,7 +2,7 @@
 
 A ridge-type lower-level problem with one regularisation weight per coefficient,
 
-    y*(x) = argmin_y 1/2 ||X y - t||^2 + 1/2 sum_i exp(x_i) y_i^2,     x, y in R^n,
+    y*(x) = argmin_y 1/2 ||X y - tau||^2 + 1/2 sum_i exp(x_i) y_i^2,     x, y in R^n,
 
 and the upper-level loss ``L(x) = 1/2 ||y*(x) - y_val||^2``. The exact hypergradient comes
 from the adjoint ``H lam = y* - y_val`` with ``H = X^T X + diag(exp(x))``:
@@ -46,12 +46,12 @@ class RidgeProblem:
         rng = onp.random.default_rng(seed)
         self.n, self.rows = n, rows
         self.X = rng.normal(size=(rows, n)) / onp.sqrt(rows)
-        self.t = rng.normal(size=rows)
+        self.tau = rng.normal(size=rows)
         self.y_val = rng.normal(size=n) * 0.1
         self.x = rng.normal(size=n) * 0.5
 
     def f(self, x, y):
-        r = anp.dot(self.X, y) - self.t
+        r = anp.dot(self.X, y) - self.tau
         return 0.5 * anp.dot(r, r) + 0.5 * anp.sum(anp.exp(x) * y**2)
 
     def upper(self, y):
@@ -65,7 +65,7 @@ class RidgeProblem:
         return Db - (self.X.T @ onp.linalg.solve(K, self.X @ Db)) / d
 
     def solution(self, x):
-        return self.solve_H(x, self.X.T @ self.t)
+        return self.solve_H(x, self.X.T @ self.tau)
 
     def hypergradient(self, x):
         """The exact ``dL/dx`` by the analytic adjoint."""
@@ -154,7 +154,7 @@ def format_table(rows):
 class GroupRidge:
     """Ridge regression with ``m`` regularisation weights shared by groups of coefficients,
 
-        y*(x) = argmin_y 1/2 ||X y - t||^2 + 1/2 sum_i exp(x_{g(i)}) y_i^2,
+        y*(x) = argmin_y 1/2 ||X y - tau||^2 + 1/2 sum_i exp(x_{g(i)}) y_i^2,
 
     ``y`` in ``R^n``, ``x`` in ``R^m``, coefficient ``i`` in group ``g(i) = floor(i m / n)``
     (contiguous blocks): the number of parameters ``m`` and the number of unknowns ``n``
@@ -169,7 +169,7 @@ class GroupRidge:
         rng = onp.random.default_rng(seed)
         self.n, self.m, self.rows = n, m, rows
         self.X = rng.normal(size=(rows, n)) / onp.sqrt(n)
-        self.t = rng.normal(size=rows)
+        self.tau = rng.normal(size=rows)
         self.y_val = 0.1 * rng.normal(size=n)
         self.x = 0.5 * rng.normal(size=m)
         self.groups = onp.arange(n) * m // n
@@ -180,7 +180,7 @@ class GroupRidge:
         return anp.exp(x)[self.groups]
 
     def f(self, x, y):
-        r = anp.dot(self.X, y) - self.t
+        r = anp.dot(self.X, y) - self.tau
         return 0.5 * anp.dot(r, r) + 0.5 * anp.sum(self.weights(x) * y**2)
 
     def upper(self, y):
@@ -195,7 +195,7 @@ class GroupRidge:
 
     def forward(self, f, x, y0):
         """The exact lower-level solution (``forward=`` of :func:`argminlib.argmin`)."""
-        return self.solve_H(x, self.X.T @ self.t)
+        return self.solve_H(x, self.X.T @ self.tau)
 
     def loss(self, x):
         """``L(x) = 1/2 ||y*(x) - y_val||^2`` with the exact forward solve."""
@@ -208,7 +208,8 @@ class GroupRidge:
         return -onp.exp(x) * onp.bincount(self.groups, lam * y, minlength=self.m)
 
 
-#: the methods of :func:`sweep`: finite differences and implicit VJPs with each solver
+#: The methods that :func:`sweep` times besides the forward solve (finite differences, and
+#: implicit VJPs with each linear solver).
 SWEEP_METHODS = ("fd", "dense", "cg", "minres", "gmres")
 
 
@@ -240,7 +241,7 @@ def sweep(shapes, *, fd_max=100, dense_max=1000, repeat=3, seed=0, certify=True)
         y = argmin(p.f, p.x, p.y0, forward=p.forward, solver="cg")
         if n <= dense_max:
             H = p.X.T @ p.X + onp.diag(p.weights(p.x))
-            y_ref = onp.linalg.solve(H, p.X.T @ p.t)
+            y_ref = onp.linalg.solve(H, p.X.T @ p.tau)
         else:
             y_ref = p.forward(None, p.x, None)
         add("forward", t, _relerr(y, y_ref))

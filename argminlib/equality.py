@@ -102,20 +102,29 @@ class Equality(Problem):
 
     Parameters
     ----------
-    f : callable ``f(x, y) -> float``
-    h : callable ``h(x, y) -> array`` of ``p`` constraint values (see
-        :func:`linear_constraint` for ``A y = b``).
-    y0 : float or array, the forward solver's start; fixes the shape of ``y``.
-    solver : linear solver: ``"dense"`` (LU), ``"minres"``, ``"gmres"``, or
-        :class:`~argminlib.NullSpace` (CG on the reduced Hessian).
-    tol : float, largest accepted Newton step on the KKT system (its ``y`` part), relative
-        to ``max(1, |y|)``; also the largest accepted constraint violation, measured as a
+    f : callable
+        ``f(x, y) -> float``, written with ``autograd.numpy``.
+    h : callable
+        ``h(x, y) -> array`` of ``p`` constraint values (for ``A y = b`` see
+        :func:`~argminlib.linear_constraint`).
+    y0 : float or array
+        The forward solver's start; fixes the shape of ``y``.
+    mode : {"min", "max"}
+        Minimise or maximise ``f``.
+    solver : str or linear solver
+        ``"dense"`` (LU), ``"minres"``, ``"gmres"``, or :class:`~argminlib.NullSpace` (CG
+        on the reduced Hessian).
+    tol : float
+        Largest accepted Newton step on the KKT system (its ``y`` part), relative to
+        ``max(1, |y|)``; also the largest accepted constraint violation, measured as a
         distance ``|h_i| / ||grad h_i||`` relative to ``max(1, |y|)``.
-    forward : callable ``forward(f, x, y0) -> y`` or ``-> (y, nu)``, optional; default
-        :func:`~argminlib.slsqp`. Multipliers not returned are recovered by
-        :func:`multipliers`; the answer is polished by at most five Newton steps.
-    certify : the second-order check (the Hessian of the Lagrangian definite on the null
-        space of ``h_Y``; equivalently the KKT matrix's inertia).
+    forward : callable, optional
+        ``forward(f, x, y0) -> y`` or ``-> (y, nu)``; default :func:`~argminlib.slsqp`.
+        Multipliers not returned are recovered by :func:`~argminlib.multipliers`; the
+        answer is polished by at most five Newton steps.
+    certify : bool or Certify
+        The second-order check (the Hessian of the Lagrangian definite on the null space
+        of ``h_Y``; equivalently the KKT matrix's inertia).
     """
 
     matrix_name = "KKT matrix"

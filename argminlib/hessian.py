@@ -91,8 +91,9 @@ class UserHessian:
             self.compression = compression_for(hess_sparsity, self.n)
 
     def at(self, x, z, autograd_hvp):
-        """The products (and possibly the matrix) of ``f_YY`` at ``(x, z)``: a
-        :class:`_AtPoint`, checked against ``autograd_hvp`` (``v -> f_YY v`` by autograd)."""
+        """The products (and possibly the matrix) of ``f_YY`` at ``(x, z)``, as an internal
+        object with ``matvec`` and ``assembled``, checked against ``autograd_hvp``
+        (``v -> f_YY v`` by autograd)."""
         point = _AtPoint(self, x, z, autograd_hvp)
         point.check()
         return point

@@ -291,8 +291,12 @@ class Solution:
 
     Parameters
     ----------
-    F : callable ``F(x, z) -> array (n,)``, written with ``autograd.numpy``.
-    x : the parameter (float, array or container); ``z`` : array, the solution (flattened).
+    F : callable
+        ``F(x, z) -> array (n,)``, written with ``autograd.numpy``.
+    x : float, array or container
+        The parameter.
+    z : array
+        The solution (flattened).
     symmetric : bool
         Whether ``dF/dz`` is symmetric (``F`` a gradient or KKT residual).
     sign : {+1, -1, 0}
@@ -300,11 +304,15 @@ class Solution:
         null space if ``kkt_rows``), a maximum, or any nonsingular root.
     kkt_rows : int
         Number of trailing multipliers (``dF/dz`` is a KKT matrix).
-    solver : a linear solver (see :func:`argminlib.get_solver`); a solver with a
-        ``certificate`` method (:class:`~argminlib.Sparse`) certifies by its factorisation.
-    certify : ``True`` (default), ``False``, a method name or :class:`argminlib.Certify`.
-    name : str, what ``dF/dz`` is, for messages.
-    hessian : the user's second derivatives (see :class:`Linearization`), or ``None``.
+    solver : str or linear solver
+        See :func:`argminlib.get_solver`. A solver with a ``certificate`` method
+        (:class:`~argminlib.Sparse`) certifies by its factorisation.
+    certify : bool, str or Certify
+        ``True`` (default), ``False``, a method name or a :class:`argminlib.Certify`.
+    name : str
+        What ``dF/dz`` is, for messages.
+    hessian : optional
+        The user's second derivatives (see :class:`Linearization`), or ``None``.
     """
 
     def __init__(

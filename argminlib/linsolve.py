@@ -103,8 +103,11 @@ class LinearSystem:
     ----------
     n : int
         Size of the (flat) system.
-    matvec, rmatvec : callable
-        ``v -> A v`` and ``v -> A^T v`` on 1-D float arrays of length ``n``.
+    matvec : callable
+        ``v -> A v`` on 1-D float arrays of length ``n``.
+    rmatvec : callable, optional
+        ``v -> A^T v`` on 1-D float arrays of length ``n`` (may be omitted if
+        ``symmetric``).
     symmetric : bool
         Whether ``A`` is symmetric (then ``rmatvec`` may be omitted).
     sign : {+1, -1, 0}

@@ -9,7 +9,20 @@ import numpy as onp
 
 from .softmax import log_likelihood, unflatten_parameters
 
-__all__ = ["likelihood_surfaces", "loglog_slope"]
+__all__ = ["BOOK_STYLE", "likelihood_surfaces", "loglog_slope"]
+
+#: matplotlib settings of the book's figures (``plt.rcParams.update(BOOK_STYLE)``). The
+#: figures are at most 6.8 inches wide, within the book's text column at 100 dpi, so
+#: that they are shown at full size and no text is smaller than 10 points.
+BOOK_STYLE = {
+    "font.size": 10.5,
+    "axes.titlesize": 10.5,
+    "axes.labelsize": 10.5,
+    "legend.fontsize": 10,
+    "xtick.labelsize": 10,
+    "ytick.labelsize": 10,
+    "figure.dpi": 100,
+}
 
 
 def loglog_slope(x, y):
@@ -40,6 +53,7 @@ def likelihood_surfaces(
     unit circle), drawn dashed. Returns the matplotlib figure.
     """
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     if n != 2:
         raise ValueError("likelihood_surfaces draws 2-D feature spaces (n = 2)")
@@ -58,8 +72,9 @@ def likelihood_surfaces(
         )
     lo = min(float(L.min()) for row in surfaces for L in row)
     hi = max(float(L.max()) for row in surfaces for L in row)
-    levels = onp.linspace(lo, hi, 21)
-    fig, axes = plt.subplots(2, m, figsize=(3.1 * m + 1.0, 6.4), sharex=True, sharey=True)
+    levels = MaxNLocator(nbins=20).tick_values(lo, hi)  # round values: round colour-bar ticks
+    fig, axes = plt.subplots(2, m, figsize=(6.8, 4.9), sharex=True, sharey=True,
+                             layout="constrained")  # fmt: skip
     for r, (_, feats, label) in enumerate(rows):
         for j in range(m):
             ax = axes[r, j]
@@ -81,12 +96,15 @@ def likelihood_surfaces(
                         label="first-order prediction")  # fmt: skip
             if target is not None and j == i:
                 ax.plot(*target, "*", color="orange", mec="k", ms=14, label="target")
-            ax.set_title(f"$\\ell_{j + 1}(x)$, {label} the step")
+            if r == 0:
+                ax.set_title(f"$\\ell_{j + 1}(x)$")
             ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal")
             if r == 1:
                 ax.set_xlabel("$x_1$")
             if j == 0:
-                ax.set_ylabel("$x_2$")
-    axes[1, i].legend(loc="lower left", fontsize=7, framealpha=0.8)
-    fig.colorbar(cs, ax=axes, shrink=0.8, label="log-likelihood $\\ell_j(x)$")
+                ax.set_ylabel(f"{label} the step\n$x_2$")
+    handles, labels = axes[1, i].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=2, facecolor="0.7")
+    bar = fig.colorbar(cs, ax=axes, shrink=0.8, label="log-likelihood $\\ell_j(x)$")
+    bar.locator = MaxNLocator(nbins=6, steps=[1, 2, 5, 10])
     return fig

@@ -155,12 +155,14 @@ class StepResult:
 
     @property
     def prediction_error(self):
-        """``max_j ||after_j - predicted_j||``: second order in the step."""
+        """The largest miss of the first-order prediction, ``max_j ||after_j - predicted_j||``
+        (second order in the step)."""
         return float(onp.max(onp.linalg.norm(self.after - self.predicted, axis=1)))
 
     @property
     def movement(self):
-        """``max_j ||after_j - before_j||``: first order in the step."""
+        """The largest motion of the features, ``max_j ||after_j - before_j||`` (first order
+        in the step)."""
         return float(onp.max(onp.linalg.norm(self.after - self.before, axis=1)))
 
 

@@ -42,25 +42,36 @@ class Unconstrained(Problem):
 
     Parameters
     ----------
-    f : callable ``f(x, y) -> float``
+    f : callable
+        ``f(x, y) -> float``, written with ``autograd.numpy``.
     y0 : float or array
         Starting point of the forward solver; fixes the shape of ``y``.
     mode : {"min", "max", "stationary"}
-    solver : linear solver for the derivatives (see :func:`argminlib.get_solver`).
+        What ``y`` is: a minimiser, a maximiser or any stationary point.
+    solver : str or linear solver
+        The linear solver of the derivatives (see :func:`argminlib.get_solver`).
     tol : float
         Largest accepted Newton step, relative to ``max(1, |y|)``.
-    forward : callable ``forward(f, x, y0) -> y``, optional
-        Lower-level solver; default :func:`argminlib.newton` (trust-region Newton-CG
-        that leaves saddles) for min/max, :func:`~argminlib.stationary_point` for
-        ``"stationary"``. Its answer is polished by at most five Newton steps.
-    certify : ``True``, ``False`` or :class:`argminlib.Certify`: the second-order check.
-    hess, hessp, hess_sparsity : optional, scipy's names for ``f_YY``
-        ``hess(x, y)`` (array, scipy.sparse matrix or LinearOperator), ``hessp(x, y, v)``,
-        or the pattern of nonzeros of ``f_YY``; used by the linear solves and the
-        certificate, checked against autograd at each solution (see
-        :mod:`argminlib.hessian`). With a sparse ``hess`` or ``hess_sparsity``, use
-        ``solver="sparse"`` (one factorisation per solution) or a Krylov solver (then
+    forward : callable, optional
+        ``forward(f, x, y0) -> y``, the lower-level solver; default
+        :func:`argminlib.newton` (trust-region Newton-CG that leaves saddles) for min/max,
+        :func:`~argminlib.stationary_point` for ``"stationary"``. Its answer is polished by
+        at most five Newton steps.
+    certify : bool or Certify
+        ``True``, ``False`` or a :class:`argminlib.Certify`: the second-order check.
+    hess : callable, optional
+        ``hess(x, y)``: ``f_YY`` as an array, a scipy.sparse matrix or a LinearOperator
+        (scipy's name). Used by the linear solves and the certificate and checked against
+        autograd at each solution (see :mod:`argminlib.hessian`); with a sparse ``hess``
+        use ``solver="sparse"`` (one factorisation per solution) or a Krylov solver (then
         Jacobi-preconditioned by default).
+    hessp : callable, optional
+        ``hessp(x, y, v)``: the product ``f_YY v`` (scipy's name), used and checked like
+        ``hess``.
+    hess_sparsity : array or scipy.sparse matrix, optional
+        The pattern of nonzeros of ``f_YY``: the sparse Hessian is recovered from one
+        product per group of structurally independent columns. Use it with
+        ``solver="sparse"`` or a Krylov solver, as a sparse ``hess``.
     """
 
     matrix_name = "Hessian f_YY"

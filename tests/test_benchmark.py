@@ -10,7 +10,7 @@ from argminlib.benchmark import METHODS, RidgeProblem, format_table, run
 def test_reference_is_exact():
     p = RidgeProblem(30, rows=12, seed=1)
     H = p.X.T @ p.X + onp.diag(onp.exp(p.x))
-    y = onp.linalg.solve(H, p.X.T @ p.t)
+    y = onp.linalg.solve(H, p.X.T @ p.tau)
     assert onp.allclose(p.solution(p.x), y, atol=1e-12)
     lam = onp.linalg.solve(H, y - p.y_val)
     assert onp.allclose(p.hypergradient(p.x), -lam * onp.exp(p.x) * y, atol=1e-12)

@@ -19,7 +19,7 @@ from docmath import to_latex  # noqa: E402
 def test_group_ridge_reference_is_exact():
     p = GroupRidge(30, 4, rows=10, seed=1)
     H = p.X.T @ p.X + onp.diag(onp.exp(p.x)[p.groups])
-    y = onp.linalg.solve(H, p.X.T @ p.t)
+    y = onp.linalg.solve(H, p.X.T @ p.tau)
     assert onp.allclose(p.forward(None, p.x, None), y, atol=1e-12)
     g = al.fd_grad(p.loss, p.x, 1e-6)
     assert al.max_error(p.hypergradient(p.x), g) < 1e-7
