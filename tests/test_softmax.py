@@ -103,7 +103,8 @@ def test_likelihood_surfaces_figure(theta):
     step = sm.first_order_step(theta, M, N, "sum", onp.array([1.0, 1.0]), eta=0.1, lam=0.5)
     fig = likelihood_surfaces(step, M, N, lam=0.5, constraint="sum", grid=11, target=[1, 0])
     assert len(fig.axes) == 2 * M + 1  # the panels and one colour bar
-    assert fig.axes[M].get_title() == "$\\ell_1(x)$, after the step"
+    assert fig.axes[0].get_title() == "$\\ell_1(x)$"  # one column per class
+    assert fig.axes[M].get_ylabel().startswith("after the step")  # the second row: after
     with pytest.raises(ValueError, match="n = 2"):
         likelihood_surfaces(step, M, 3)
 
