@@ -15,7 +15,6 @@ solves with ``H`` exactly in ``O(n N^2)``, so the reference is exact at every si
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import autograd.numpy as anp
@@ -24,6 +23,7 @@ import numpy as onp
 from .fd import fd_grad
 from .forward import newton
 from .unconstrained import implicit_vjp
+from .unrolling import timed
 
 __all__ = [
     "RidgeProblem",
@@ -93,16 +93,8 @@ class Row:
     error: float  # max relative error of the hypergradient (of y* for "forward")
 
 
-def _timed(fun, repeat):
-    best, out = onp.inf, None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fun()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
-
-
-def _relerr(a, b):
+def relative_error(a, b):
+    """``max |a - b| / max |b|``: the error measure of the benchmarks."""
     return float(onp.max(onp.abs(a - b)) / max(onp.max(onp.abs(b)), 1e-300))
 
 
@@ -119,20 +111,20 @@ def run(sizes=(10, 100, 1000, 10000), fd_max=1000, dense_max=1000, repeat=3, see
     for n in sizes:
         p = RidgeProblem(n, seed=seed)
         ref = p.hypergradient(p.x)
-        t, y = _timed(lambda p=p: newton(p.f, p.x, p.y0), repeat)
-        rows.append(Row(n, "forward", t, _relerr(y, p.solution(p.x))))
+        t, y = timed(lambda p=p: newton(p.f, p.x, p.y0), repeat)
+        rows.append(Row(n, "forward", t, relative_error(y, p.solution(p.x))))
         u = y - p.y_val  # dL/dy
         if n <= fd_max:
-            t, g = _timed(lambda p=p, y=y: fd_grad(lambda x: p.loss(x, y0=y), p.x, 1e-5), 1)
-            rows.append(Row(n, "fd", t, _relerr(g, ref)))
+            t, g = timed(lambda p=p, y=y: fd_grad(lambda x: p.loss(x, y0=y), p.x, 1e-5), 1)
+            rows.append(Row(n, "fd", t, relative_error(g, ref)))
         if n <= dense_max:
-            t, g = _timed(lambda p=p, y=y, u=u: implicit_vjp(p.f, p.x, y, u, solver="dense"), 1)
-            rows.append(Row(n, "dense", t, _relerr(g, ref)))
+            t, g = timed(lambda p=p, y=y, u=u: implicit_vjp(p.f, p.x, y, u, solver="dense"), 1)
+            rows.append(Row(n, "dense", t, relative_error(g, ref)))
         for name in ("cg", "minres"):
-            t, g = _timed(
+            t, g = timed(
                 lambda p=p, y=y, u=u, s=name: implicit_vjp(p.f, p.x, y, u, solver=s), repeat
             )
-            rows.append(Row(n, name, t, _relerr(g, ref)))
+            rows.append(Row(n, name, t, relative_error(g, ref)))
     return rows
 
 
@@ -237,17 +229,17 @@ def sweep(shapes, *, fd_max=100, dense_max=1000, repeat=3, seed=0, certify=True)
         def add(method, seconds, error, n=n, m=m):
             out.append(dict(n=n, m=m, method=method, seconds=seconds, error=error))
 
-        t, _ = _timed(lambda p=p: p.forward(None, p.x, None), repeat)
+        t, _ = timed(lambda p=p: p.forward(None, p.x, None), repeat)
         y = argmin(p.f, p.x, p.y0, forward=p.forward, solver="cg")
         if n <= dense_max:
             H = p.X.T @ p.X + onp.diag(p.weights(p.x))
             y_ref = onp.linalg.solve(H, p.X.T @ p.tau)
         else:
             y_ref = p.forward(None, p.x, None)
-        add("forward", t, _relerr(y, y_ref))
+        add("forward", t, relative_error(y, y_ref))
         if m <= fd_max:
-            t, g = _timed(lambda p=p: fd_grad(p.loss, p.x, 1e-5), repeat)
-            add("fd", t, _relerr(g, ref))
+            t, g = timed(lambda p=p: fd_grad(p.loss, p.x, 1e-5), repeat)
+            add("fd", t, relative_error(g, ref))
         for name in SWEEP_METHODS[1:]:
             if name == "dense" and n > dense_max:
                 continue
@@ -256,6 +248,6 @@ def sweep(shapes, *, fd_max=100, dense_max=1000, repeat=3, seed=0, certify=True)
                 y = argmin(p.f, x, p.y0, forward=p.forward, solver=name, certify=certify)
                 return p.upper(y)
 
-            t, g = _timed(lambda L=L, p=p: grad(L)(p.x), repeat)
-            add(name, t, _relerr(g, ref))
+            t, g = timed(lambda L=L, p=p: grad(L)(p.x), repeat)
+            add(name, t, relative_error(g, ref))
     return out

@@ -28,7 +28,6 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import argparse  # noqa: E402
 import platform  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as onp  # noqa: E402
@@ -40,6 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from problems import Chain, Ridge, upper  # noqa: E402
 
 import argminlib as al  # noqa: E402
+from argminlib.benchmark import relative_error  # noqa: E402
+from argminlib.unrolling import timed  # noqa: E402
 
 RIDGE_SIZES = (10, 100, 400, 1000, 2000)
 CHAIN_SIZES = (1000, 10**4, 10**5, 10**6)
@@ -64,19 +65,6 @@ def methods(p):
 NAMES = ("dense", "cg", "minres", "pcg", "sparsity", "sparsity-cg", "hess", "hessp")
 
 
-def timed(fun, repeat):
-    best, out = onp.inf, None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fun()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
-
-
-def relerr(a, b):
-    return float(onp.max(onp.abs(a - b)) / max(float(onp.max(onp.abs(b))), 1e-300))
-
-
 def hypergradient(p, options):
     L = upper(p)
     return grad(lambda x: L(al.argmin(p.f, x, p.y0, forward=p.forward, **options)))
@@ -92,7 +80,7 @@ def measure(p, repeat, skip=()):
             continue
         g_fun = hypergradient(p, options)
         t, g = timed(lambda g_fun=g_fun: g_fun(p.x), repeat)
-        times[name] = (t, relerr(g, ref))
+        times[name] = (t, relative_error(g, ref))
         # the floor again between methods: its best over the whole run (the machine's load
         # varies; best-of against best-of)
         floor = min(floor, timed(lambda: p.floor(p.x), max(repeat, 3))[0])
@@ -144,7 +132,7 @@ def jacobian_cost(repeat, n=1000):
     B[onp.arange(p.n - 1), onp.arange(p.n - 1)] = -dy
     B[onp.arange(1, p.n), onp.arange(p.n - 1)] = dy
     J_ref = -onp.linalg.solve(H, B)
-    return one, t_jac, relerr(J, J_ref)
+    return one, t_jac, relative_error(J, J_ref)
 
 
 def format_rows(problem, rows):
