@@ -230,8 +230,9 @@ def lemma_4_1(f, x, y, A, b=None, *, tol=1e-6):
     ``g'(x) = (H^{-1} A^T (A H^{-1} A^T)^{-1} A H^{-1} - H^{-1}) f_XY``,  ``H = f_YY``.
 
     ``A`` and ``b`` may be functions of ``x``; then ``f_XY`` gains ``d/dx (A^T nu)`` and the
-    right-hand side gains ``C = d/dx (A y - b)``:
-    ``g'(x) = H^{-1} A^T (A H^{-1} A^T)^{-1} (A H^{-1} B - C) - H^{-1} B``.
+    right-hand side gains ``K = d/dx (A y - b)``:
+    ``g'(x) = H^{-1} A^T (A H^{-1} A^T)^{-1} (A H^{-1} B - K) - H^{-1} B``,
+    with ``B`` the ``f_XY`` so extended.
     """
     A, H, B, C = _linear_terms(f, x, y, A, b, tol)
     Hi_At = anp.linalg.solve(H, anp.transpose(A))
@@ -240,13 +241,13 @@ def lemma_4_1(f, x, y, A, b=None, *, tol=1e-6):
 
 
 def nullspace_form(f, x, y, A, b=None, *, tol=1e-6):
-    """The null-space form of Lemma 4.1: with ``F`` an orthonormal basis of ``null(A)``,
+    """The null-space form of Lemma 4.1: with ``N`` an orthonormal basis of ``null(A)``,
 
-    ``g'(x) = -F (F^T H F)^{-1} F^T f_XY``,
+    ``g'(x) = -N (N^T H N)^{-1} N^T f_XY``,
 
     well defined whenever ``H`` is positive definite on ``null(A)`` (even if indefinite
-    elsewhere). With ``A(x)``, ``b(x)``: ``g' = y_p' + F z'``, ``y_p' = -A^+ C``,
-    ``z' = -(F^T H F)^{-1} F^T (B + H y_p')``.
+    elsewhere). With ``A(x)``, ``b(x)``: ``g' = y_p' + N z'``, ``y_p' = -A^+ K``,
+    ``z' = -(N^T H N)^{-1} N^T (B + H y_p')``.
     """
     A, H, B, C = _linear_terms(f, x, y, A, b, tol)
     F = sla.null_space(onp.asarray(getval(A), dtype=float))
