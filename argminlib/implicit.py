@@ -261,13 +261,11 @@ def _attach(x, solution):
 
 
 def _attach_vjp(z, x, solution):
-    B = solution.x_products(x, z)
-    return lambda u: B.vjp(linear_solve(atuple((-u, x, z)), solution.op.T))
+    return lambda u: solution.vjp(u, x, z)
 
 
 def _attach_jvp(v, z, x, solution):
-    B = solution.x_products(x, z)
-    return linear_solve(atuple((-B.jvp(v), x, z)), solution.op)
+    return solution.jvp(v, x, z)
 
 
 defvjp(_attach, _attach_vjp, None)
@@ -361,7 +359,7 @@ class Solution:
         direction = getattr(self.certificate, "direction", None)
         if direction is not None:
             user.check(onp.asarray(direction, dtype=float))
-        elif self.solver.forms_matrix:
+        elif self.solver.factorizes:
             b = onp.random.default_rng(54321).standard_normal(self.n)
             w, _ = self.solver(self.lin.system, b)
             user.check(w, against=b)
@@ -421,18 +419,20 @@ class Solution:
         the (possibly traced) ``x`` this solution was computed for."""
         return _attach(traceable(x), self)
 
-    def vjp(self, u, x=None):
-        """``u^T dz/dx`` for ``u`` of shape (n,): the structure of ``x``. Traceable: pass
-        the traced ``x`` to differentiate the result again."""
+    def vjp(self, u, x=None, z=None):
+        """``u^T dz/dx = -(A^{-T} u)^T B`` for ``u`` of shape (n,): the structure of ``x``
+        (one solve with ``A^T``). Traceable: pass the traced ``x`` to differentiate the
+        result again (``z``: the solution's value, as the primitive returned it)."""
         x = self.x if x is None else traceable(x)
-        B = self.x_products(x)
-        return B.vjp(linear_solve(atuple((-u, x, self.z)), self.op.T))
+        z = self.z if z is None else z
+        return self.x_products(x, z).vjp(linear_solve(atuple((-u, x, z)), self.op.T))
 
-    def jvp(self, v, x=None):
-        """``dz/dx v`` for ``v`` of the structure of ``x``: an array (n,)."""
+    def jvp(self, v, x=None, z=None):
+        """``dz/dx v = -A^{-1} B v`` for ``v`` of the structure of ``x``: an array (n,)
+        (one solve with ``A``)."""
         x = self.x if x is None else traceable(x)
-        B = self.x_products(x)
-        return linear_solve(atuple((-B.jvp(v), x, self.z)), self.op)
+        z = self.z if z is None else z
+        return linear_solve(atuple((-self.x_products(x, z).jvp(v), x, z)), self.op)
 
     def jacobian(self):
         """``dz/dx`` as an ``n x m`` array over the flattened ``x`` (``m`` entries), with
@@ -443,7 +443,7 @@ class Solution:
         B = self.x_products()
         eye = onp.eye(self.n)
         rows = onp.stack([flatten(B.vjp(e))[0] for e in eye]) if self.n else onp.zeros((0, m))
-        if m <= self.n or self.solver.forms_matrix or hasattr(self.solver, "factor"):
+        if m <= self.n or self.solver.factorizes:
             return onp.asarray(self.op.solve(-rows.reshape(self.n, m)), dtype=float)
         W = self.op.T.solve(-eye)
         return W.T @ rows  # row i of J is -(A^{-T} e_i)^T B

@@ -21,7 +21,9 @@ differentiable (any order) by the implicit function theorem applied to ``A w - b
 * a plain function ``solve(matvec, b) -> w`` is accepted too (see :func:`get_solver`).
 
 A solver declares what it can do with class attributes: ``forms_matrix`` (it builds the
-dense ``A``, so an exact eigenvalue certificate is free), ``needs_definite`` (CG),
+dense ``A``, so an exact eigenvalue certificate is free), ``factorizes`` (it factorises
+``A`` once per system, so more right-hand sides cost back-substitutions only),
+``needs_definite`` (CG),
 ``accepts_kkt`` (can solve an indefinite KKT system) and ``minimum_norm`` (returns the
 minimum-norm solution of a singular system instead of failing).
 """
@@ -246,6 +248,7 @@ class LinearSolver:
 
     name = "solver"
     forms_matrix = False
+    factorizes = False
     needs_definite = False
     accepts_kkt = True
     minimum_norm = False
@@ -304,6 +307,7 @@ class Dense(LinearSolver):
 
     name = "dense"
     forms_matrix = True
+    factorizes = True
 
     def __init__(self, method="auto", rcond=None):
         if method not in ("auto", "cholesky", "lu", "lstsq"):
@@ -776,6 +780,7 @@ class Sparse(LinearSolver):
     """
 
     name = "sparse"
+    factorizes = True
 
     def __init__(self, method="auto"):
         if method not in ("auto", "banded", "cholmod", "splu"):
