@@ -6,6 +6,7 @@ from pathlib import Path
 
 import autograd.numpy as anp
 import numpy as onp
+import pytest
 from autograd import grad
 
 import argminlib as al
@@ -59,3 +60,10 @@ def test_docmath_converts_formulas_only():
     assert to_latex("argmin_y f(x, y)") == r"\operatorname{argmin}_y f(x, y)"
     for code in ("hess_sparsity", "solver", "T(x, y) = y - step_size * f_Y(x, y)", "[[H, J^T]]"):
         assert to_latex(code) is None, code
+
+
+def test_loglog_slope_of_a_power_law():
+    from argminlib.plotting import loglog_slope
+
+    x = onp.array([1.0, 10.0, 100.0, 1000.0])
+    assert loglog_slope(x, 3.0 * x**-1.5) == pytest.approx(-1.5)
