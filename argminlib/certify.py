@@ -29,7 +29,7 @@ is multiplied by a constant.
 from __future__ import annotations
 
 import numbers
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as onp
 import scipy.linalg as sla
@@ -123,7 +123,13 @@ class Certificate:
     eigenvalues of ``H`` (of the reduced Hessian on ``null(J)`` for a KKT matrix), exact or
     Ritz estimates; ``smallest``: the smallest ``|eigenvalue|`` (estimate); ``exact``:
     whether they are the true eigenvalues; ``products``: matrix-vector products spent;
-    ``space``: the dimension checked (``n``, or ``n - p`` with ``p`` active constraints).
+    ``space``: the dimension checked (``n``, or ``n - p`` with ``p`` active constraints);
+    ``bound``: a lower bound on the smallest eigenvalue of ``sign * A`` (a definite claim,
+    no constraints) when one is established: the exact eigenvalue (dense), or half the
+    lowest Ritz value after the Kuczynski-Wozniakowski count of Lanczos steps (holds with
+    probability ``1 - confidence``); else ``None``. It bounds the Newton step,
+    ``||A^{-1} F|| <= ||F|| / bound``, so an exact enough solution is accepted without a
+    solve (:meth:`argminlib.implicit.Solution.step_bound`).
     """
 
     method: str
@@ -134,6 +140,7 @@ class Certificate:
     products: int
     space: int
     direction: onp.ndarray | None = field(default=None, repr=False, compare=False)
+    bound: float | None = None
 
     @property
     def condition(self):
@@ -163,13 +170,15 @@ def lanczos(matvec, dim, steps, seed=0, project=None, max_steps=None, settled=No
     k = max(k0, int(max_steps)) if (max_steps is not None and settled is not None) else k0
     previous = None
     full = k * dim <= FULL_REORTHOGONALIZATION
-    Q = onp.empty((max(k, 1), dim))  # the Lanczos vectors as rows, filled in place
+    # the Lanczos vectors as rows, filled in place (all with full reorthogonalisation; the
+    # last two for the three-term recurrence, which then returns no Ritz vectors)
+    Q = onp.empty((max(k, 1) if full else 2, dim))
     alpha, beta = [], []
     q = proj(rng.standard_normal(dim))
     q /= onp.linalg.norm(q)
     products, scale = 0, 0.0
     for j in range(k):
-        Q[j] = q
+        Q[j if full else j % 2] = q
         w = onp.asarray(matvec(q), dtype=float).reshape(-1)
         products += 1
         a = float(q @ w)
@@ -181,7 +190,7 @@ def lanczos(matvec, dim, steps, seed=0, project=None, max_steps=None, settled=No
             if previous is not None and settled(previous, ritz):
                 break
             previous = ritz
-        B = Q[: j + 1] if full else Q[max(0, j - 1) : j + 1]
+        B = Q[: j + 1] if full else Q[: min(j + 1, 2)]
         before = float(onp.linalg.norm(w))
         w = proj(_orthogonalize(w, B))
         b = float(onp.linalg.norm(w))
@@ -192,7 +201,7 @@ def lanczos(matvec, dim, steps, seed=0, project=None, max_steps=None, settled=No
         if b <= 1e-10 * max(scale, onp.finfo(float).tiny):  # invariant subspace: restart
             w = proj(rng.standard_normal(dim))
             for _ in range(2):
-                w = proj(_orthogonalize(w, Q[: j + 1]))
+                w = proj(_orthogonalize(w, Q[: j + 1] if full else B))
             nw = float(onp.linalg.norm(w))
             if nw <= 1e-8:  # the whole space is spanned
                 break
@@ -206,8 +215,8 @@ def lanczos(matvec, dim, steps, seed=0, project=None, max_steps=None, settled=No
         vals, vecs = onp.array(alpha), onp.ones((1, 1))
     else:
         vals, vecs = sla.eigh_tridiagonal(onp.array(alpha), onp.array(beta[: m - 1]))
-    if not full and m > 2:
-        vecs = vecs[:, [0, m - 1]]
+    if not full:
+        return vals, None, products
     return vals, Q[:m].T @ vecs, products
 
 
@@ -360,11 +369,19 @@ def certify(system, sign, config, *, forms_matrix=False, allow_singular=False):
         bool(exact),
         int(products),
         int(dim),
-        vecs[:, 0 if k == 0 else -1] if vecs.size else None,
+        vecs[:, 0 if k == 0 else -1] if vecs is not None and vecs.size else None,
     )
     _judge(system, sign, cert, config, allow_singular, vals)
     if method == "lanczos" and not exact and sign and not _enough(sign, dim, config)(None, vals):
         _uncertified(system, cert, config, sign)
+    if sign and not p:
+        low = cert.lowest if sign > 0 else -cert.highest
+        # exact eigenvalues (less round-off), or half the lowest Ritz value: what the
+        # Kuczynski-Wozniakowski count of steps guarantees (with probability 1 - confidence)
+        big = max(abs(cert.lowest), abs(cert.highest))
+        low = low - max(100, dim) * onp.finfo(float).eps * big if exact else 0.5 * low
+        if low > 0 and not allow_singular:
+            cert = replace(cert, bound=float(low))
     return cert
 
 

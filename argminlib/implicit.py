@@ -336,6 +336,7 @@ class Solution:
         self.log = []
         self._x_products = None
         self.op = _Operator(F, self.lin.system, self.solver, self.log)
+        self.solver.validate(self.lin.system)
         self.certificate = None
         by_factor = getattr(self.solver, "certificate", None)
         if self.config is not None and by_factor is not None:
@@ -403,6 +404,15 @@ class Solution:
         w, info = solver(self.system, -self.residual)
         return w
 
+    def step_bound(self):
+        """An upper bound on the Newton step ``||A^{-1} F(x, z)||`` without solving:
+        ``||F|| / bound`` with the certificate's lower bound on the curvature (see
+        :class:`~argminlib.Certificate`), or ``None`` when there is none."""
+        bound = getattr(self.certificate, "bound", None)
+        if bound is None or self.solver.factorizes:  # a factorised solve costs little
+            return None
+        return float(onp.linalg.norm(self.residual)) / bound
+
     def info(self):
         """The :class:`~argminlib.SolveInfo` of the solves so far, with the certificate."""
         info = None
@@ -449,27 +459,46 @@ class Solution:
         return W.T @ rows  # row i of J is -(A^{-T} e_i)^T B
 
 
-def polish(make_solution, z, steps, ny=None):
+#: a Newton step certified below this (relative to ``max(1, |y|)``) is not taken: the
+#: Krylov solves that would compute it are only accurate to about the same level
+NEGLIGIBLE_STEP = 1e-10
+
+
+def polish(make_solution, z, steps, ny=None, tol=None):
     """Up to ``steps`` Newton steps from ``z`` while the step shrinks; returns the last
-    :class:`Solution` (``make_solution(z)``) and its Newton step. The step of the primal
-    part (the first ``ny`` entries) is what shrinks; it is the first-order distance to the
-    solution, whatever the scale of ``F``."""
+    :class:`Solution` (``make_solution(z)``) and the size of its Newton step (largest entry
+    of the primal part, the first ``ny`` entries): the first-order distance to the
+    solution, whatever the scale of ``F``.
+
+    No step is solved for when the certificate bounds it (:meth:`Solution.step_bound`)
+    below ``min(tol, NEGLIGIBLE_STEP) * max(1, |y|)``: then that bound is the size."""
     ny = len(z) if ny is None else ny
+    negligible = NEGLIGIBLE_STEP if tol is None else min(tol, NEGLIGIBLE_STEP)
+
+    def scale(sol):
+        return max(1.0, float(onp.max(onp.abs(sol.z[:ny]))) if ny else 1.0)
+
+    def step_of(sol):
+        bound = sol.step_bound()
+        if bound is not None and bound <= negligible * scale(sol):
+            return None, bound
+        step = sol.newton_step()
+        return step, float(onp.max(onp.abs(step[:ny]))) if ny else 0.0
+
     sol = make_solution(z)
-    step = sol.newton_step()
+    step, size = step_of(sol)
     for _ in range(steps):
-        size = float(onp.max(onp.abs(step[:ny]))) if ny else 0.0
-        if size <= 1e-14 * max(1.0, float(onp.max(onp.abs(sol.z[:ny]))) if ny else 1.0):
+        if step is None or size <= 1e-14 * scale(sol):
             break
         try:
             new = make_solution(sol.z + step)
-            new_step = new.newton_step()
+            new_step, new_size = step_of(new)
         except ArgminError:
             break
-        if not onp.max(onp.abs(new_step[:ny])) < size:
+        if not new_size < size:
             break
-        sol, step = new, new_step
-    return sol, step
+        sol, step, size = new, new_step, new_size
+    return sol, size
 
 
 def root(F, x, z, *, solver="gmres", symmetric=False, tol=1e-6, certify=True, polish_steps=5):
@@ -514,8 +543,8 @@ def root(F, x, z, *, solver="gmres", symmetric=False, tol=1e-6, certify=True, po
     tol = _check_positive(tol, "tol")
     if symmetric:
         _check_symmetric(make(zf).system)
-    sol, step = polish(make, zf, polish_steps)
-    check_step(step, sol.z, tol, "F(x, z) = 0", name="z")
+    sol, size = polish(make, zf, polish_steps, tol=tol)
+    check_step(size, sol.z, tol, "F(x, z) = 0", name="z")
     out = sol.attach(x)
     return anp.reshape(out, shape) if shape else out[0]
 
@@ -577,13 +606,14 @@ def _check_array(a, name):
     return a
 
 
-def check_step(step, z, tol, what, ny=None, name="y"):
-    """Raise :class:`~argminlib.NotStationaryError` unless the Newton step ``step`` (its
-    first ``ny`` entries: the primal part) is at most ``tol * max(1, max|y|)``."""
+def check_step(size, z, tol, what, ny=None, name="y"):
+    """Raise :class:`~argminlib.NotStationaryError` unless ``size``, the largest entry of the
+    Newton step's primal part (the first ``ny`` entries of ``z``), is at most
+    ``tol * max(1, max|y|)``."""
     from .exceptions import NotStationaryError
 
     ny = len(z) if ny is None else ny
-    s = float(onp.max(onp.abs(step[:ny]))) if ny else 0.0
+    s = float(size)
     scale = max(1.0, float(onp.max(onp.abs(z[:ny]))) if ny else 1.0)
     if not s <= tol * scale:
         raise NotStationaryError(

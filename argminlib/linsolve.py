@@ -259,6 +259,10 @@ class LinearSolver:
         are exact and return themselves."""
         return self
 
+    def validate(self, system):
+        """Raise now (at the solution, before any solve) if this solver cannot serve
+        ``system``: a solve may come only later, when a derivative is asked for."""
+
     def __call__(self, system, b):
         b = _check_rhs(system, b)
         if not self.accepts_kkt and system.kkt_rows:
@@ -519,6 +523,13 @@ class _Krylov(LinearSolver):
             )
         self.rtol, self.atol, self.maxiter = float(rtol), float(atol), maxiter
         self.preconditioner = preconditioner
+
+    def validate(self, system):
+        M = self.preconditioner
+        if isinstance(M, str) and M == "ilu" and system.assembled() is None:
+            _named_preconditioner(M, system)  # raises: no matrix to factorise
+        elif M is not None and not isinstance(M, str):
+            _preconditioner(M, system.n, system)  # shape checks
 
     def loosened(self, rtol):
         if rtol <= self.rtol:

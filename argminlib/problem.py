@@ -191,13 +191,14 @@ class Problem:
     def solution(self, x, cond, polish=0):
         """Linearise and certify at ``cond.z``; take up to ``polish`` Newton steps while the
         step shrinks; accept if the step is at most ``tol * max(1, |y|)``."""
-        sol, step = polish_solution(
+        sol, size = polish_solution(
             lambda z: self._solution(x, Conditions(z, cond.F, cond.kkt_rows)),
             cond.z,
             polish,
             self.ny,
+            self.tol,
         )
-        check_step(step, sol.z, self.tol, self.conditions, self.ny)
+        check_step(size, sol.z, self.tol, self.conditions, self.ny)
         self.check_solution(x, onp.reshape(sol.z[: self.ny], self.yshape))
         return sol
 

@@ -199,8 +199,9 @@ def test_jacobian_through_argmin_matches_closed_form():
 
 
 def test_one_linear_solve_per_vjp():
-    """The VJP never unrolls the forward solver: one solve with the Hessian certifies
-    stationarity (the Newton step), then exactly one solve per cotangent."""
+    """The VJP never unrolls the forward solver: exactly one solve per cotangent. (The
+    Newton step of the acceptance test needs no solve here: the certificate's exact
+    eigenvalues bound it below round-off; see test_newton_step_solved_when_not_negligible.)"""
     q = Quadratic((50,), (6,), seed=10)
     calls = []
 
@@ -209,10 +210,10 @@ def test_one_linear_solve_per_vjp():
         return al.get_solver("cg")(al.LinearSystem(len(b), matvec, symmetric=True), b)[0]
 
     grad(lambda x: anp.sum(al.argmin(q.f, x, onp.zeros(6), solver=counting_solver)))(q.x)
-    assert len(calls) == 2
+    assert len(calls) == 1
     calls.clear()
     jacobian(lambda x: al.argmin(q.f, x, onp.zeros(6), solver=counting_solver))(q.x)
-    assert len(calls) == 1 + 6
+    assert len(calls) == 6
 
 
 def _inner_problem():

@@ -1,0 +1,143 @@
+"""The acceptance test without a solve: a certified curvature bound bounds the Newton step.
+
+``Solution.step_bound`` is ``||F|| / bound`` with the certificate's lower bound on the
+smallest eigenvalue; below ``NEGLIGIBLE_STEP * max(1, |y|)`` no Newton step is solved for.
+These tests check that the bound is a lower bound of the true smallest eigenvalue (the
+claim everything rests on), that a solution that is not exact enough still gets its Newton
+steps, and that a non-stationary ``y`` is still refused.
+"""
+
+import autograd.numpy as anp
+import numpy as onp
+import pytest
+from autograd import grad
+
+import argminlib as al
+from argminlib.implicit import NEGLIGIBLE_STEP
+
+
+def spd(n, spectrum, seed=0):
+    Q, _ = onp.linalg.qr(onp.random.default_rng(seed).standard_normal((n, n)))
+    return (Q * spectrum) @ Q.T
+
+
+SPECTRA = {
+    "uniform": lambda n: onp.linspace(1.0, 10.0, n),
+    "one isolated low": lambda n: onp.r_[1e-3, onp.linspace(1.0, 2.0, n - 1)],
+    "clustered low": lambda n: onp.r_[onp.full(5, 1e-2), onp.linspace(1.0, 5.0, n - 5)],
+    "geometric": lambda n: onp.geomspace(1e-4, 1.0, n),
+    "huge scale": lambda n: 1e20 * onp.linspace(1.0, 3.0, n),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SPECTRA))
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_lanczos_bound_is_below_the_smallest_eigenvalue(name, seed):
+    n = 300
+    spectrum = SPECTRA[name](n)
+    A = spd(n, spectrum, seed)
+    system = al.LinearSystem(n, lambda v: A @ v, symmetric=True, sign=1)
+    try:
+        cert = al.certify.certify(
+            system, +1, al.Certify(method="lanczos", seed=seed, rcond=1e-12)
+        )
+    except al.UncertifiedError:
+        return  # no bound claimed: nothing to be wrong about
+    assert cert.bound is not None
+    assert 0 < cert.bound <= spectrum.min() * (1 + 1e-12)
+
+
+def test_dense_bound_is_the_exact_eigenvalue():
+    spectrum = onp.linspace(0.5, 4.0, 30)
+    A = spd(30, spectrum)
+    cert = al.certify.certify(
+        al.LinearSystem(30, lambda v: A @ v, symmetric=True, sign=1), +1, al.Certify("dense")
+    )
+    assert cert.bound == pytest.approx(0.5, rel=1e-12)
+    assert cert.bound <= 0.5
+
+
+def test_no_bound_for_stationary_points_kkt_or_minimum_norm():
+    A = spd(8, onp.linspace(-1.0, 1.0, 8) + 0.05)
+    cert = al.certify.certify(al.LinearSystem(8, lambda v: A @ v, symmetric=True), 0, al.Certify())
+    assert cert.bound is None  # indefinite: no curvature bound bounds the step
+
+
+class Quadratic:
+    """f = 1/2 y^T A y - (B x)^T y with a known Hessian A."""
+
+    def __init__(self, n, m=3, seed=0, spectrum=None):
+        rng = onp.random.default_rng(seed)
+        self.A = spd(n, onp.linspace(1.0, 4.0, n) if spectrum is None else spectrum, seed)
+        self.B = rng.standard_normal((n, m))
+        self.x = rng.standard_normal(m)
+
+    def f(self, x, y):
+        return 0.5 * anp.dot(y, anp.dot(self.A, y)) - anp.dot(anp.dot(self.B, x), y)
+
+    def y(self, x):
+        return onp.linalg.solve(self.A, self.B @ x)
+
+    def jacobian(self):
+        return onp.linalg.solve(self.A, self.B)
+
+
+def counting(calls, inner="cg"):
+    def solver(matvec, b):
+        calls.append(1)
+        return al.get_solver(inner)(al.LinearSystem(len(b), matvec, symmetric=True), b)[0]
+
+    return solver
+
+
+@pytest.mark.parametrize("solver", ["cg", "minres", "gmres"])
+def test_exact_forward_needs_no_newton_solve(solver):
+    q = Quadratic(400)  # larger than the Lanczos steps: a probabilistic bound
+    sol = al.Unconstrained(q.f, onp.zeros(400), solver=solver, forward=lambda f, x, y0: q.y(x))
+    s = sol.solve(q.x)
+    assert s.certificate.bound is not None and not s.certificate.exact
+    assert s.log == []  # accepted by the bound: no solve at all
+    assert s.step_bound() <= NEGLIGIBLE_STEP
+
+
+@pytest.mark.parametrize("error", [1e-9, 1e-7])
+def test_inexact_forward_is_polished_by_solved_steps(error):
+    """A forward answer off by more than the negligible step is polished: the solves happen
+    and the answer is exact afterwards (not accepted as it is)."""
+    q = Quadratic(200)
+    calls = []
+    off = error * onp.random.default_rng(3).standard_normal(200)
+    y = al.argmin(q.f, q.x, onp.zeros(200), solver=counting(calls), forward=lambda f, x, y0: q.y(x) + off)
+    assert len(calls) >= 1
+    assert onp.max(onp.abs(y - q.y(q.x))) < 1e-12
+
+
+def test_non_stationary_y_refused_with_krylov_solver():
+    q = Quadratic(200)
+    y = q.y(q.x) + 1e-3
+    with pytest.raises(al.NotStationaryError):
+        al.Unconstrained(q.f, onp.zeros(200), solver="cg").at(q.x, y)
+
+
+def test_tight_tol_below_negligible_step_still_solves():
+    """With tol below NEGLIGIBLE_STEP the bound must beat tol, not the fixed level."""
+    q = Quadratic(200)
+    y = q.y(q.x) + 1e-11
+    calls = []
+    prob = al.Unconstrained(q.f, onp.zeros(200), solver=counting(calls), tol=1e-13)
+    with pytest.raises(al.NotStationaryError):
+        prob.at(q.x, y)
+    assert len(calls) == 1
+
+
+def test_derivative_through_bounded_acceptance_is_exact():
+    q = Quadratic(300, seed=5)
+    J = q.jacobian()
+    u = onp.random.default_rng(1).standard_normal(300)
+    for solver in ("cg", "minres", "gmres"):
+        g = grad(
+            lambda x, solver=solver: anp.dot(
+                u, al.argmin(q.f, x, onp.zeros(300), solver=solver, forward=lambda f, x, y0: q.y(x))
+            )
+        )(q.x)
+        assert onp.allclose(g, J.T @ u, rtol=1e-7, atol=1e-9)
