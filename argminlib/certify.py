@@ -260,8 +260,9 @@ def _enough(sign, dim, config):
 def _orthogonalize(w, B):
     """``w - B^T (B w)`` for the orthonormal rows ``B`` (a few rows: as vector operations)."""
     if B.shape[0] <= 2:
+        w = onp.array(w, dtype=float)  # a fresh copy, then in place (BLAS axpy)
         for q in B:
-            w = w - float(q @ w) * q
+            sla.blas.daxpy(q, w, a=-float(q @ w))
         return w
     return w - B.T @ (B @ w)
 

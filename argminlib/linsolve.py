@@ -574,6 +574,14 @@ class _Krylov(LinearSolver):
         return w, info
 
 
+def _axpy(x, y, a):
+    """``y += a x`` in place for float64 vectors (BLAS; numpy would allocate ``a x``)."""
+    if y.dtype == onp.float64 and x.dtype == onp.float64 and y.flags.c_contiguous:
+        sla.blas.daxpy(x, y, a=a)
+    else:
+        y += a * x
+
+
 def _lanczos_ritz(alphas, betas):
     """Extreme eigenvalues of the Lanczos tridiagonal that CG's coefficients define."""
     k = len(alphas)
@@ -624,8 +632,8 @@ class CG(_Krylov):
                 k -= 1
                 break
             alpha = rz / pAp
-            x += alpha * p
-            r -= alpha * Ap
+            _axpy(p, x, alpha)  # x += alpha p, in place (one pass over memory)
+            _axpy(Ap, r, -alpha)
             alphas.append(alpha)
             if float(onp.linalg.norm(r)) <= tol:
                 code = 0
@@ -634,7 +642,9 @@ class CG(_Krylov):
             rz_new = float(r @ z)
             beta = rz_new / rz
             betas.append(beta)
-            p, rz = z + beta * p, rz_new
+            p *= beta
+            p += z
+            rz = rz_new
         ritz = _lanczos_ritz(alphas, betas) if (M is None and alphas) else None
         if ritz is not None:
             ritz = (s * ritz[0], s * ritz[1]) if s > 0 else (s * ritz[1], s * ritz[0])
