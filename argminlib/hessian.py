@@ -92,11 +92,9 @@ class UserHessian:
 
     def at(self, x, z, autograd_hvp):
         """The products (and possibly the matrix) of ``f_YY`` at ``(x, z)``, as an internal
-        object with ``matvec`` and ``assembled``, checked against ``autograd_hvp``
-        (``v -> f_YY v`` by autograd)."""
-        point = _AtPoint(self, x, z, autograd_hvp)
-        point.check()
-        return point
+        object with ``matvec``, ``assembled`` and the checks against ``autograd_hvp``
+        (``v -> f_YY v`` by autograd) that :class:`argminlib.implicit.Solution` runs."""
+        return _AtPoint(self, x, z, autograd_hvp)
 
 
 class _AtPoint:
@@ -164,19 +162,26 @@ class _AtPoint:
     def _sparse_product(self, v):
         return self._recover() @ v
 
-    def check(self, v=None, against=None):
-        """Compare with autograd's product at ``v`` (default: a seeded random vector; once
-        per point). A random vector mostly sees the large eigenvalues, so the problem also
-        checks a low-curvature direction (see :meth:`argminlib.Solution`): ``v`` is then
-        that direction, or ``w = A^{-1} b`` with ``against = b`` (the residual of a solve
-        with the user's matrix, measured with autograd's products)."""
+    def check(self, v=None, against=None, product=None, rtol=CHECK_RTOL):
+        """Compare with autograd's product at ``v`` (default: a seeded random vector).
+
+        A random vector mostly sees the large eigenvalues; :class:`argminlib.Solution`
+        therefore checks, with a factorising solver, the residual of a solve instead:
+        ``v = w = A^{-1} b`` with ``against = b``, measured with autograd's products, which
+        weighs the low-curvature directions (where a wrong Hessian changes the derivative
+        most) and sees any error of the matrix for a random ``b``; otherwise a random vector
+        and the certificate's lowest-curvature direction. In reverse mode the adjoint solve
+        is checked the same way at no cost (``product``: autograd's ``A v``, already
+        computed)."""
         if v is None:
             v = onp.random.default_rng(12345).standard_normal(self.n)
-        want = onp.asarray(self.autograd_hvp(v), dtype=float).reshape(-1)
+        if product is None:
+            product = self.autograd_hvp(v)
+        want = onp.asarray(product, dtype=float).reshape(-1)
         got = self.matvec(v) if against is None else against
         scale = max(float(onp.linalg.norm(got if against is not None else want)), 1e-300)
         diff = float(onp.linalg.norm(got - want)) / scale
-        if not diff <= CHECK_RTOL:
+        if not diff <= rtol:
             what = {
                 "hess": "hess(x, y) does not return f's Hessian f_YY",
                 "hessp": "hessp(x, y, v) does not return f_YY v",
@@ -188,7 +193,7 @@ class _AtPoint:
             raise HessianMismatchError(
                 f"{what}: at a test vector v (random, or of low curvature) its product "
                 "differs from autograd's f_YY v by "
-                f"{diff:.1e} (relative; at most {CHECK_RTOL:.0e} is accepted). Fix "
+                f"{diff:.1e} (relative; at most {rtol:.0e} is accepted). Fix "
                 f"{self.argument}, or leave it out to use autograd's products.",
                 argument=self.argument,
                 difference=diff,

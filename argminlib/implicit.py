@@ -41,7 +41,8 @@ from autograd.tracer import getval, isbox
 
 from . import certify as _certify
 from .exceptions import ArgminError, InputError, NonFiniteError, ShapeError
-from .linsolve import LinearSystem, SolveInfo, get_solver
+from .linsolve import LinearSystem, SolveInfo, get_solver, probe
+from .hessian import CHECK_RTOL
 from .partials import call_user
 
 __all__ = [
@@ -144,6 +145,8 @@ class Linearization:
             return onp.asarray(vjp_xz(v)[1], dtype=float)
 
         self.vjp_x = lambda w: vjp_xz(w)[0]
+        # both parts of one backward pass: (w^T dF/dx, w^T dF/dz)
+        self.joint = lambda w: _both(vjp_xz(w))
 
         self.F, self.x, self.z, self.n, self.residual = F, xv, zv, n, r.astype(float)
         if hessian is not None:
@@ -169,6 +172,11 @@ class Linearization:
             kkt_rows=kkt_rows,
             name=name,
         )
+
+
+def _both(parts):
+    """``(x part, z part as a float array)`` of a joint backward pass."""
+    return parts[0], onp.asarray(parts[1], dtype=float)
 
 
 class _Operator:
@@ -335,6 +343,7 @@ class Solution:
         self.F, self.x, self.z, self.n, self.sign = F, self.lin.x, self.lin.z, self.lin.n, sign
         self.log = []
         self._x_products = None
+        self._adjoint_checked = False
         self.op = _Operator(F, self.lin.system, self.solver, self.log)
         self.solver.validate(self.lin.system)
         self.certificate = None
@@ -354,16 +363,19 @@ class Solution:
             self._check_user_hessian(user)
 
     def _check_user_hessian(self, user):
-        """The user's Hessian, checked where a random vector does not look: along the
-        certificate's lowest-curvature direction, or (with a factorising solver) through
-        the residual of one solve ``A w = b`` measured with autograd's products."""
+        """The user's Hessian against autograd's products (one each): with a factorising
+        solver, the residual of one solve ``A w = b`` for a random ``b`` (the probe the
+        certificate may have solved already); otherwise at a random vector and along the
+        certificate's lowest-curvature direction, if it has one. The first adjoint solve
+        is checked too, in :meth:`vjp`, at no cost."""
+        if self.solver.factorizes:
+            b, w = probe(self.solver, self.lin.system)
+            user.check(w, against=b)
+            return
+        user.check()
         direction = getattr(self.certificate, "direction", None)
         if direction is not None:
             user.check(onp.asarray(direction, dtype=float))
-        elif self.solver.factorizes:
-            b = onp.random.default_rng(54321).standard_normal(self.n)
-            w, _ = self.solver(self.lin.system, b)
-            user.check(w, against=b)
 
     def x_products(self, x=None, z=None):
         """Products with ``B = dF/dx`` at ``(x, z)``. At this solution's own numeric point
@@ -432,10 +444,23 @@ class Solution:
     def vjp(self, u, x=None, z=None):
         """``u^T dz/dx = -(A^{-T} u)^T B`` for ``u`` of shape (n,): the structure of ``x``
         (one solve with ``A^T``). Traceable: pass the traced ``x`` to differentiate the
-        result again (``z``: the solution's value, as the primitive returned it)."""
+        result again (``z``: the solution's value, as the primitive returned it).
+
+        With the user's Hessian, the first plain VJP also checks its adjoint solve against
+        autograd: the backward pass that gives ``w^T B`` gives ``A w`` with it."""
         x = self.x if x is None else traceable(x)
         z = self.z if z is None else z
-        return self.x_products(x, z).vjp(linear_solve(atuple((-u, x, z)), self.op.T))
+        w = linear_solve(atuple((-u, x, z)), self.op.T)
+        user = getattr(self.lin, "user_hessian", None)
+        if user is not None and not self._adjoint_checked and not is_traced((x, z, w)):
+            if _same_point(x, z, self.x, self.z):
+                self._adjoint_checked = True
+                gx, Aw = self.lin.joint(w)
+                residual = self.log[-1].residual if self.log else 0.0
+                user.check(w, against=-onp.asarray(u, dtype=float), product=Aw,
+                           rtol=max(CHECK_RTOL, 10 * residual))
+                return gx
+        return self.x_products(x, z).vjp(w)
 
     def jvp(self, v, x=None, z=None):
         """``dz/dx v = -A^{-1} B v`` for ``v`` of the structure of ``x``: an array (n,)

@@ -288,6 +288,16 @@ class LinearSolver:
         return onp.stack(cols, axis=1) if cols else onp.zeros((system.n, 0)), info
 
 
+def probe(solver, system, seed=54321):
+    """``(b, A^{-1} b)`` for a seeded random ``b``, solved once per system (cached): one
+    step of inverse iteration for a factorisation's certificate, and the residual check
+    of a user's Hessian."""
+    if "probe" not in system.cache:
+        b = onp.random.default_rng(seed).standard_normal(system.n)
+        system.cache["probe"] = (b, solver(system, b)[0])
+    return system.cache["probe"]
+
+
 #: from this size on, Dense certifies a definite system by its Cholesky factorisation
 CHOLESKY_CERTIFICATE_N = 500
 
@@ -868,9 +878,9 @@ class Sparse(LinearSolver):
     def certificate(self, system, sign, config, certify):
         """Certify a definite system by its Cholesky factorisation (its success proves
         definiteness; a failure is explained by ``certify``'s Lanczos check, or reported
-        as not definite), with the smallest eigenvalue estimated by one step of inverse
-        iteration (enough to expose a tiny eigenvalue: the step multiplies its component
-        by its inverse) on the factor and the largest bounded by Gershgorin's theorem. Returns
+        as not definite), with the smallest eigenvalue estimated by two steps of inverse
+        iteration from the random probe (enough to expose a tiny eigenvalue: each step
+        multiplies its component by its inverse) on the factor and the largest bounded by Gershgorin's theorem. Returns
         ``None`` (use ``certify``) for a system not tagged definite."""
         from .certify import Certificate, Certify, _judge
 
@@ -888,9 +898,9 @@ class Sparse(LinearSolver):
         if fac.definite != sign:
             return None
         A = self._matrix(system)
-        v = fac.solve(onp.random.default_rng(config.seed).standard_normal(system.n))
-        v /= onp.linalg.norm(v)
-        lo = abs(float(v @ (A @ v)))
+        _, w = probe(self, system)  # A^{-1} b: one step of inverse iteration; one more
+        w2 = fac.solve(w)
+        lo = abs(float(w2 @ w)) / float(w2 @ w2)  # the Rayleigh quotient of A^{-2} b
         absA = sp.csr_matrix((onp.abs(A.data), A.indices, A.indptr), shape=A.shape)
         hi = float(onp.max(absA @ onp.ones(system.n)))
         low, high = (lo, hi) if sign > 0 else (-hi, -lo)

@@ -236,3 +236,38 @@ def test_dense_cholesky_certificate_for_a_large_system():
     small = al.Unconstrained(p.f, p.y0, solver="dense", certify="dense")
     _, info = small.vjp(p.x, y, y - p.y_val, return_info=True)
     assert info.certificate.method == "dense" and info.certificate.exact
+
+
+def test_adjoint_solve_checked_in_reverse_mode():
+    """A hessp wrong only along one direction, too weakly for the random-vector check of the
+    forward pass to see it, is caught by the free check of the adjoint solve when the
+    cotangent points along that direction (the derivative it would spoil)."""
+    n = 400
+    rng = onp.random.default_rng(0)
+    Q, _ = onp.linalg.qr(rng.standard_normal((n, n)))
+    A = (Q * onp.linspace(1.0, 3.0, n)) @ Q.T
+    B = rng.standard_normal((n, 3))
+    e = onp.zeros(n)
+    e[7] = 1.0
+
+    def f(x, y):
+        return 0.5 * anp.dot(y, anp.dot(A, y)) - anp.dot(anp.dot(B, x), y)
+
+    def hessp(x, y, v):
+        return A @ v + 5e-6 * (e @ v) * e  # wrong by 5e-6 in one entry
+
+    def forward(f_, x, y0):
+        return onp.linalg.solve(A, B @ x)
+
+    x = rng.standard_normal(3)
+    y = al.argmin(f, x, onp.zeros(n), hessp=hessp, solver="cg", forward=forward)  # passes
+    assert onp.allclose(y, forward(None, x, None))
+    with pytest.raises(al.HessianMismatchError):
+        grad(lambda x: al.argmin(f, x, onp.zeros(n), hessp=hessp, solver="cg", forward=forward)[7])(x)
+    # the same with a correct hessp: the check passes and the gradient is exact
+    g = grad(
+        lambda x: al.argmin(
+            f, x, onp.zeros(n), hessp=lambda x, y, v: A @ v, solver="cg", forward=forward
+        )[7]
+    )(x)
+    assert onp.allclose(g, onp.linalg.solve(A, B)[7], rtol=1e-8)
