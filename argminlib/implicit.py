@@ -457,8 +457,12 @@ class Solution:
                 self._adjoint_checked = True
                 gx, Aw = self.lin.joint(w)
                 residual = self.log[-1].residual if self.log else 0.0
-                user.check(w, against=-onp.asarray(u, dtype=float), product=Aw,
-                           rtol=max(CHECK_RTOL, 10 * residual))
+                user.check(
+                    w,
+                    against=-onp.asarray(u, dtype=float),
+                    product=Aw,
+                    rtol=max(CHECK_RTOL, 10 * residual),
+                )
                 return gx
         return self.x_products(x, z).vjp(w)
 

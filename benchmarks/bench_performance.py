@@ -142,9 +142,7 @@ def jacobian_cost(repeat, n=1000):
 
 
 def format_rows(problem, rows):
-    head = (
-        f"{'n':>8} | {'floor ms':>9} | {'grad f':>7} | " + " | ".join(f"{m:>16}" for m in NAMES)
-    )
+    head = f"{'n':>8} | {'floor ms':>9} | {'grad f':>7} | " + " | ".join(f"{m:>16}" for m in NAMES)
     lines = [
         f"{problem}: time / floor (max rel. error vs the analytic hypergradient)",
         head,
@@ -227,7 +225,9 @@ def targets(results, jac_gain):
         r = row("ridge", n)
         if r:
             best = min((r[m][0], m) for m in NAMES if m in r)
-            check(f"ridge n={n} best ({best[1]}; one grad f alone: {r['grad f']:.1f}x)", best[0], 10)
+            check(
+                f"ridge n={n} best ({best[1]}; one grad f alone: {r['grad f']:.1f}x)", best[0], 10
+            )
     ok = jac_gain >= 10
     lines.append(
         f"  full Jacobian n=1000 {jac_gain:.0f}x cheaper >= 10x: {'met' if ok else 'MISSED'}"

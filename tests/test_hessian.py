@@ -263,7 +263,9 @@ def test_adjoint_solve_checked_in_reverse_mode():
     y = al.argmin(f, x, onp.zeros(n), hessp=hessp, solver="cg", forward=forward)  # passes
     assert onp.allclose(y, forward(None, x, None))
     with pytest.raises(al.HessianMismatchError):
-        grad(lambda x: al.argmin(f, x, onp.zeros(n), hessp=hessp, solver="cg", forward=forward)[7])(x)
+        grad(lambda x: al.argmin(f, x, onp.zeros(n), hessp=hessp, solver="cg", forward=forward)[7])(
+            x
+        )
     # the same with a correct hessp: the check passes and the gradient is exact
     g = grad(
         lambda x: al.argmin(

@@ -38,9 +38,7 @@ def test_lanczos_bound_is_below_the_smallest_eigenvalue(name, seed):
     A = spd(n, spectrum, seed)
     system = al.LinearSystem(n, lambda v: A @ v, symmetric=True, sign=1)
     try:
-        cert = al.certify.certify(
-            system, +1, al.Certify(method="lanczos", seed=seed, rcond=1e-12)
-        )
+        cert = al.certify.certify(system, +1, al.Certify(method="lanczos", seed=seed, rcond=1e-12))
     except al.UncertifiedError:
         return  # no bound claimed: nothing to be wrong about
     assert cert.bound is not None
@@ -107,7 +105,9 @@ def test_inexact_forward_is_polished_by_solved_steps(error):
     q = Quadratic(200)
     calls = []
     off = error * onp.random.default_rng(3).standard_normal(200)
-    y = al.argmin(q.f, q.x, onp.zeros(200), solver=counting(calls), forward=lambda f, x, y0: q.y(x) + off)
+    y = al.argmin(
+        q.f, q.x, onp.zeros(200), solver=counting(calls), forward=lambda f, x, y0: q.y(x) + off
+    )
     assert len(calls) >= 1
     assert onp.max(onp.abs(y - q.y(q.x))) < 1e-12
 
