@@ -41,8 +41,8 @@ from autograd.tracer import getval, isbox
 
 from . import certify as _certify
 from .exceptions import ArgminError, InputError, NonFiniteError, ShapeError
-from .linsolve import LinearSystem, SolveInfo, get_solver, probe
 from .hessian import CHECK_RTOL
+from .linsolve import LinearSystem, SolveInfo, get_solver, probe
 from .partials import call_user
 
 __all__ = [

@@ -880,8 +880,9 @@ class Sparse(LinearSolver):
         definiteness; a failure is explained by ``certify``'s Lanczos check, or reported
         as not definite), with the smallest eigenvalue estimated by two steps of inverse
         iteration from the random probe (enough to expose a tiny eigenvalue: each step
-        multiplies its component by its inverse) on the factor and the largest bounded by Gershgorin's theorem. Returns
-        ``None`` (use ``certify``) for a system not tagged definite."""
+        multiplies its component by its inverse) on the factor and the largest bounded by
+        Gershgorin's theorem. Returns ``None`` (use ``certify``) for a system not tagged
+        definite."""
         from .certify import Certificate, Certify, _judge
 
         if not (sign and system.symmetric and not system.kkt_rows) or system.n == 0:
