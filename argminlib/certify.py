@@ -129,7 +129,7 @@ class Certificate:
     lowest Ritz value after the Kuczynski-Wozniakowski count of Lanczos steps (holds with
     probability ``1 - confidence``); else ``None``. It bounds the Newton step,
     ``||A^{-1} F|| <= ||F|| / bound``, so an exact enough solution is accepted without a
-    solve (:meth:`argminlib.implicit.Solution.step_bound`).
+    solve (:meth:`argminlib.Solution.step_bound`).
     """
 
     method: str

@@ -13,9 +13,12 @@
 
 They serve the *numeric* linear solves and the certificate only: the derivatives of the
 solves (second-order derivatives through an argmin) still come from autograd, so a user's
-function never sees an autograd box. At every point where it is used, the user's Hessian is
-compared once with autograd's Hessian-vector product at a seeded random vector; if they
-disagree, :class:`HessianMismatchError` says which argument is wrong.
+function never sees an autograd box. At every solution where it is used, the user's Hessian
+is compared with autograd's Hessian-vector products: with a
+factorising solver through the residual of one solve with a seeded random right-hand side,
+otherwise at a seeded random vector and along the certificate's lowest-curvature direction;
+the first adjoint solve of reverse mode is checked as well. If they disagree,
+:class:`HessianMismatchError` says which argument is wrong.
 """
 
 from __future__ import annotations

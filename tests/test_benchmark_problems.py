@@ -54,7 +54,8 @@ def test_np_diff_and_slicing_agree():
 def test_every_benchmarked_method_is_accurate(P, n):
     out = bench.measure(P(n), repeat=1)
     names = {m for m, opts in bench.methods(P(n)).items() if opts is not None}
-    assert set(out) == names | {"floor"}
+    assert set(out) == names | {"floor", "grad f"}
+    assert out["grad f"] > 0
     for m in names:
         ratio, err, seconds = out[m]
         assert err < 1e-7, m
