@@ -117,19 +117,20 @@ def as_certify(value):
 
 @dataclass(frozen=True)
 class Certificate:
-    """What was established about ``A`` at a solution.
+    """What was established about ``A = dF/dz`` at a solution (``H``: ``A`` itself, or for a
+    KKT matrix its Hessian block).
 
     ``method``: ``"dense"`` or ``"lanczos"``; ``lowest``, ``highest``: the extreme
     eigenvalues of ``H`` (of the reduced Hessian on ``null(J)`` for a KKT matrix), exact or
     Ritz estimates; ``smallest``: the smallest ``|eigenvalue|`` (estimate); ``exact``:
     whether they are the true eigenvalues; ``products``: matrix-vector products spent;
     ``space``: the dimension checked (``n``, or ``n - p`` with ``p`` active constraints);
-    ``bound``: a lower bound on the smallest eigenvalue of ``sign * A`` (a definite claim,
-    no constraints) when one is established: the exact eigenvalue (dense), or half the
-    lowest Ritz value after the Kuczynski-Wozniakowski count of Lanczos steps (holds with
-    probability ``1 - confidence``); else ``None``. It bounds the Newton step,
-    ``||A^{-1} F|| <= ||F|| / bound``, so an exact enough solution is accepted without a
-    solve (:meth:`argminlib.Solution.step_bound`).
+    ``bound``: a lower bound on the smallest eigenvalue of ``H`` (of ``-H`` for a maximum;
+    unconstrained problems) when one is established: the exact eigenvalue (dense), or half
+    the lowest Ritz value after the Kuczyński–Woźniakowski count of Lanczos steps (holds
+    with probability ``1 - Certify.confidence``); else ``None``. The Newton step is then at
+    most ``norm(F) / bound`` long, so an exact enough solution is accepted without a solve
+    (:meth:`argminlib.Solution.step_bound`).
     """
 
     method: str

@@ -96,7 +96,7 @@ class UserHessian:
     def at(self, x, z, autograd_hvp):
         """The products (and possibly the matrix) of ``f_YY`` at ``(x, z)``, as an internal
         object with ``matvec``, ``assembled`` and the checks against ``autograd_hvp``
-        (``v -> f_YY v`` by autograd) that :class:`argminlib.implicit.Solution` runs."""
+        (``v -> f_YY v`` by autograd) that :class:`argminlib.Solution` runs."""
         return _AtPoint(self, x, z, autograd_hvp)
 
 

@@ -417,9 +417,9 @@ class Solution:
         return w
 
     def step_bound(self):
-        """An upper bound on the Newton step ``||A^{-1} F(x, z)||`` without solving:
-        ``||F|| / bound`` with the certificate's lower bound on the curvature (see
-        :class:`~argminlib.Certificate`), or ``None`` when there is none."""
+        """An upper bound on the length of the Newton step ``-A^{-1} F(x, z)`` without
+        solving: ``norm(F) / certificate.bound``, the certificate's lower bound on the
+        curvature (see :class:`~argminlib.Certificate`), or ``None`` when there is none."""
         bound = getattr(self.certificate, "bound", None)
         if bound is None or self.solver.factorizes:  # a factorised solve costs little
             return None
