@@ -150,7 +150,9 @@ class Certificate:
         return big / self.smallest if self.smallest > 0 else onp.inf
 
 
-def lanczos(matvec, dim, steps, seed=0, project=None, max_steps=None, settled=None):
+def lanczos(
+    matvec, dim, steps, seed=0, project=None, max_steps=None, settled=None, keep_vectors=False
+):
     """``steps`` Lanczos iterations on the symmetric operator ``matvec`` (vectors of length
     ``dim``), fully reorthogonalised (when ``steps * dim`` is at most
     ``FULL_REORTHOGONALIZATION``; above, each vector is orthogonalised against the previous
@@ -173,13 +175,14 @@ def lanczos(matvec, dim, steps, seed=0, project=None, max_steps=None, settled=No
     full = k * dim <= FULL_REORTHOGONALIZATION
     # the Lanczos vectors as rows, filled in place (all with full reorthogonalisation; the
     # last two for the three-term recurrence, which then returns no Ritz vectors)
-    Q = onp.empty((max(k, 1) if full else 2, dim))
+    keep = full or keep_vectors  # keep_vectors: the extreme Ritz vectors are wanted
+    Q = onp.empty((max(k, 1) if keep else 2, dim))
     alpha, beta = [], []
     q = proj(rng.standard_normal(dim))
     q /= onp.linalg.norm(q)
     products, scale = 0, 0.0
     for j in range(k):
-        Q[j if full else j % 2] = q
+        Q[j if keep else j % 2] = q
         w = onp.asarray(matvec(q), dtype=float).reshape(-1)
         products += 1
         a = float(q @ w)
@@ -191,7 +194,10 @@ def lanczos(matvec, dim, steps, seed=0, project=None, max_steps=None, settled=No
             if previous is not None and settled(previous, ritz):
                 break
             previous = ritz
-        B = Q[: j + 1] if full else Q[: min(j + 1, 2)]
+        if full:
+            B = Q[: j + 1]
+        else:
+            B = Q[max(0, j - 1) : j + 1] if keep else Q[: min(j + 1, 2)]
         before = float(onp.linalg.norm(w))
         w = proj(_orthogonalize(w, B))
         b = float(onp.linalg.norm(w))
@@ -202,7 +208,7 @@ def lanczos(matvec, dim, steps, seed=0, project=None, max_steps=None, settled=No
         if b <= 1e-10 * max(scale, onp.finfo(float).tiny):  # invariant subspace: restart
             w = proj(rng.standard_normal(dim))
             for _ in range(2):
-                w = proj(_orthogonalize(w, Q[: j + 1] if full else B))
+                w = proj(_orthogonalize(w, Q[: j + 1] if keep else B))
             nw = float(onp.linalg.norm(w))
             if nw <= 1e-8:  # the whole space is spanned
                 break
@@ -216,8 +222,10 @@ def lanczos(matvec, dim, steps, seed=0, project=None, max_steps=None, settled=No
         vals, vecs = onp.array(alpha), onp.ones((1, 1))
     else:
         vals, vecs = sla.eigh_tridiagonal(onp.array(alpha), onp.array(beta[: m - 1]))
-    if not full:
+    if not keep:
         return vals, None, products
+    if not full and m > 2:
+        vecs = vecs[:, [0, m - 1]]
     return vals, Q[:m].T @ vecs, products
 
 
@@ -296,7 +304,7 @@ def _kkt_parts(system):
     return H, p, n, Vt
 
 
-def certify(system, sign, config, *, forms_matrix=False, allow_singular=False):
+def certify(system, sign, config, *, forms_matrix=False, allow_singular=False, direction=False):
     """Certify the :class:`~argminlib.LinearSystem` ``system`` for ``sign`` (+1: minimum,
     -1: maximum, 0: nonsingular root). Returns a :class:`Certificate` or raises.
 
@@ -360,6 +368,7 @@ def certify(system, sign, config, *, forms_matrix=False, allow_singular=False):
             project,
             max_steps=min(config.max_steps, dim),
             settled=_enough(sign, dim, config),
+            keep_vectors=direction,
         )
         exact = len(vals) >= dim
     k = int(onp.argmin(vals)) if sign >= 0 else int(onp.argmax(vals))

@@ -357,6 +357,7 @@ class Solution:
                 self.config,
                 forms_matrix=self.solver.forms_matrix,
                 allow_singular=self.solver.minimum_norm,
+                direction=hessian is not None,  # the user Hessian is checked along it
             )
         user = getattr(self.lin, "user_hessian", None)
         if user is not None:
@@ -369,8 +370,13 @@ class Solution:
         certificate's lowest-curvature direction, if it has one. The first adjoint solve
         is checked too, in :meth:`vjp`, at no cost."""
         if self.solver.factorizes:
+            # one product at w + s r: the probe's residual (low curvature) and a random
+            # vector r (high curvature) at once, s making both parts the same size
             b, w = probe(self.solver, self.lin.system)
-            user.check(w, against=b)
+            r = onp.random.default_rng(12345).standard_normal(self.n)
+            Ar = user.matvec(r)
+            s = float(onp.linalg.norm(b)) / max(float(onp.linalg.norm(Ar)), 1e-300)
+            user.check(w + s * r, against=b + s * Ar)
             return
         user.check()
         direction = getattr(self.certificate, "direction", None)

@@ -273,3 +273,47 @@ def test_adjoint_solve_checked_in_reverse_mode():
         )[7]
     )(x)
     assert onp.allclose(g, onp.linalg.solve(A, B)[7], rtol=1e-8)
+
+
+def test_stiff_direction_error_caught_with_factorising_solver():
+    """Hostile review: a dense hess wrong by 3e-5 along its stiffest direction only; the
+    probe-residual check alone weighs it by 1/curvature and missed it (a 3e-5 wrong
+    derivative), so the one check product also carries a random vector."""
+    n = 400
+    diag = onp.ones(n)
+    diag[3] = 1e4
+
+    def f(x, y):
+        return 0.5 * anp.sum(diag * y**2) - anp.dot(x, y)
+
+    def hess(x, y):
+        H = onp.diag(diag)
+        H[3, 3] *= 1 + 3e-5
+        return H
+
+    x = onp.linspace(1.0, 2.0, n)
+    with pytest.raises(al.HessianMismatchError):
+        al.argmin(f, x, onp.zeros(n), hess=hess, forward=lambda f_, x_, y0: x_ / diag)
+
+
+def test_low_direction_error_caught_in_forward_mode_at_large_n():
+    """Hostile review: at n = 5000 the Lanczos run does not reorthogonalise fully; it must
+    still keep the lowest Ritz vector when a user hessp is to be checked along it (a
+    forward-mode JVP gets no adjoint check)."""
+    n = 5000
+    diag = onp.linspace(0.01, 10.0, n)
+    diag[0] = 0.0025
+
+    def f(x, y):
+        return 0.5 * anp.sum(diag * y**2) - anp.dot(x, y)
+
+    def hessp(x, y, v):
+        d = diag.copy()
+        d[0] = 0.003
+        return d * v
+
+    x = onp.linspace(1.0, 2.0, n)
+    with pytest.raises(al.HessianMismatchError):
+        al.argmin(
+            f, x, onp.zeros(n), hessp=hessp, solver="cg", forward=lambda f_, x_, y0: x_ / diag
+        )
