@@ -15,7 +15,8 @@ They serve the *numeric* linear solves and the certificate only: the derivatives
 solves (second-order derivatives through an argmin) still come from autograd, so a user's
 function never sees an autograd box. At every solution where it is used, the user's Hessian
 is compared with autograd's Hessian-vector products: with a
-factorising solver through the residual of one solve with a seeded random right-hand side,
+factorising solver by one product carrying the residual of one solve with a seeded random
+right-hand side and a seeded random vector,
 otherwise at a seeded random vector and along the certificate's lowest-curvature direction;
 the first adjoint solve of reverse mode is checked as well. If they disagree,
 :class:`HessianMismatchError` says which argument is wrong.
