@@ -136,7 +136,9 @@ def newton(f, x, y0, *, maximize=False, gtol=1e-10, maxiter=500, escapes=3, step
         z = res.x
         if attempt == escapes:
             break
-        vals, vecs, _ = lanczos(lambda v, z=z: hessp(z, v) / scale, n, min(steps, n), seed=attempt)
+        vals, vecs, _ = lanczos(
+            lambda v, z=z: hessp(z, v) / scale, n, min(steps, n), seed=attempt, keep_vectors=True
+        )
         big = max(abs(vals[0]), abs(vals[-1]), 1e-300)
         if vals[0] >= -1e-8 * big:
             break

@@ -369,7 +369,7 @@ class Solution:
         certificate may have solved already); otherwise at a random vector and along the
         certificate's lowest-curvature direction, if it has one. The first adjoint solve
         is checked too, in :meth:`vjp`, at no cost."""
-        if self.solver.factorizes:
+        if self.solver.factorizes and not self.solver.minimum_norm:
             # one product at w + s r: the probe's residual (low curvature) and a random
             # vector r (high curvature) at once, s making both parts the same size
             b, w = probe(self.solver, self.lin.system)
@@ -460,7 +460,6 @@ class Solution:
         user = getattr(self.lin, "user_hessian", None)
         if user is not None and not self._adjoint_checked and not is_traced((x, z, w)):
             if _same_point(x, z, self.x, self.z):
-                self._adjoint_checked = True
                 gx, Aw = self.lin.joint(w)
                 residual = self.log[-1].residual if self.log else 0.0
                 user.check(
@@ -469,6 +468,7 @@ class Solution:
                     product=Aw,
                     rtol=max(CHECK_RTOL, 10 * residual),
                 )
+                self._adjoint_checked = True  # only once it has passed
                 return gx
         return self.x_products(x, z).vjp(w)
 

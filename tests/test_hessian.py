@@ -317,3 +317,27 @@ def test_low_direction_error_caught_in_forward_mode_at_large_n():
         al.argmin(
             f, x, onp.zeros(n), hessp=hessp, solver="cg", forward=lambda f_, x_, y0: x_ / diag
         )
+
+
+def test_failed_adjoint_check_is_not_remembered_as_passed():
+    """Hostile review: a second VJP on the same Solution after the check raised must be
+    checked again, not served unchecked."""
+    n = 400
+    rng = onp.random.default_rng(0)
+    Q, _ = onp.linalg.qr(rng.standard_normal((n, n)))
+    A = (Q * onp.linspace(1.0, 3.0, n)) @ Q.T
+    B = rng.standard_normal((n, 3))
+    e = onp.zeros(n)
+    e[7] = 1.0
+
+    def f(x, y):
+        return 0.5 * anp.dot(y, anp.dot(A, y)) - anp.dot(anp.dot(B, x), y)
+
+    x = rng.standard_normal(3)
+    prob = al.Unconstrained(
+        f, onp.zeros(n), solver="cg", hessp=lambda x, y, v: A @ v + 5e-6 * (e @ v) * e
+    )
+    sol = prob.at(x, onp.linalg.solve(A, B @ x))
+    for _ in range(2):
+        with pytest.raises(al.HessianMismatchError):
+            sol.vjp(e)
