@@ -5,6 +5,36 @@ import numpy as onp
 import pytest
 
 
+def spd(n, spectrum, seed=0):
+    """A symmetric ``n x n`` matrix with eigenvalues ``spectrum`` and random eigenvectors."""
+    Q, _ = onp.linalg.qr(onp.random.default_rng(seed).standard_normal((n, n)))
+    return (Q * spectrum) @ Q.T
+
+
+class FixedQuadratic:
+    """``f = 1/2 y^T A y - (B x)^T y`` with a fixed Hessian ``A`` of a chosen spectrum
+    (default ``linspace(1, 4, n)``): ``y*(x) = A^{-1} B x``, ``dy*/dx = A^{-1} B``."""
+
+    def __init__(self, n, m=3, seed=0, spectrum=None):
+        rng = onp.random.default_rng(seed)
+        self.A = spd(n, onp.linspace(1.0, 4.0, n) if spectrum is None else spectrum, seed)
+        self.B = rng.standard_normal((n, m))
+        self.x = rng.standard_normal(m)
+
+    def f(self, x, y):
+        return 0.5 * anp.dot(y, anp.dot(self.A, y)) - anp.dot(anp.dot(self.B, x), y)
+
+    def y(self, x):
+        return onp.linalg.solve(self.A, self.B @ x)
+
+    def forward(self, f, x, y0):
+        """A closed-form forward solver (``forward=`` of argmin)."""
+        return self.y(x)
+
+    def jacobian(self):
+        return onp.linalg.solve(self.A, self.B)
+
+
 class Quadratic:
     """``f(x, y) = 1/2 y^T H(x) y - b(x)^T y`` with ``H(x) = H0 + sum_k x_k S_k`` and
     ``b(x) = C x + c``, over flattened ``x`` and ``y`` of any shapes. Then

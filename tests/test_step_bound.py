@@ -11,15 +11,11 @@ import autograd.numpy as anp
 import numpy as onp
 import pytest
 from autograd import grad
+from conftest import FixedQuadratic as Quadratic
+from conftest import spd
 
 import argminlib as al
 from argminlib.implicit import NEGLIGIBLE_STEP
-
-
-def spd(n, spectrum, seed=0):
-    Q, _ = onp.linalg.qr(onp.random.default_rng(seed).standard_normal((n, n)))
-    return (Q * spectrum) @ Q.T
-
 
 SPECTRA = {
     "uniform": lambda n: onp.linspace(1.0, 10.0, n),
@@ -59,25 +55,6 @@ def test_no_bound_for_stationary_points_kkt_or_minimum_norm():
     A = spd(8, onp.linspace(-1.0, 1.0, 8) + 0.05)
     cert = al.certify.certify(al.LinearSystem(8, lambda v: A @ v, symmetric=True), 0, al.Certify())
     assert cert.bound is None  # indefinite: no curvature bound bounds the step
-
-
-class Quadratic:
-    """f = 1/2 y^T A y - (B x)^T y with a known Hessian A."""
-
-    def __init__(self, n, m=3, seed=0, spectrum=None):
-        rng = onp.random.default_rng(seed)
-        self.A = spd(n, onp.linspace(1.0, 4.0, n) if spectrum is None else spectrum, seed)
-        self.B = rng.standard_normal((n, m))
-        self.x = rng.standard_normal(m)
-
-    def f(self, x, y):
-        return 0.5 * anp.dot(y, anp.dot(self.A, y)) - anp.dot(anp.dot(self.B, x), y)
-
-    def y(self, x):
-        return onp.linalg.solve(self.A, self.B @ x)
-
-    def jacobian(self):
-        return onp.linalg.solve(self.A, self.B)
 
 
 def counting(calls, inner="cg"):
