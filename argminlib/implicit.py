@@ -141,12 +141,15 @@ class Linearization:
         def matvec(v):
             return onp.asarray(_reverse_over_reverse(vjp_z, n, v, zv), dtype=float)
 
-        def first_product(v):  # the joint trace's backward pass (the user-Hessian check)
-            return onp.asarray(vjp_xz(v)[1], dtype=float)
+        def joint(w):  # both parts of one backward pass: (w^T dF/dx, w^T dF/dz)
+            gx, gz = vjp_xz(w)
+            return gx, onp.asarray(gz, dtype=float)
 
+        def first_product(v):  # the z part (the user-Hessian check)
+            return joint(v)[1]
+
+        self.joint = joint
         self.vjp_x = lambda w: vjp_xz(w)[0]
-        # both parts of one backward pass: (w^T dF/dx, w^T dF/dz)
-        self.joint = lambda w: _both(vjp_xz(w))
 
         self.F, self.x, self.z, self.n, self.residual = F, xv, zv, n, r.astype(float)
         if hessian is not None:
@@ -172,11 +175,6 @@ class Linearization:
             kkt_rows=kkt_rows,
             name=name,
         )
-
-
-def _both(parts):
-    """``(x part, z part as a float array)`` of a joint backward pass."""
-    return parts[0], onp.asarray(parts[1], dtype=float)
 
 
 class _Operator:
@@ -425,11 +423,22 @@ class Solution:
     def step_bound(self):
         """An upper bound on the length of the Newton step ``-A^{-1} F(x, z)`` without
         solving: ``norm(F) / certificate.bound``, the certificate's lower bound on the
-        curvature (see :class:`~argminlib.Certificate`), or ``None`` when there is none."""
+        curvature (see :class:`~argminlib.Certificate`), or ``None`` when there is none.
+
+        One product checks the bound where it matters: a solution off along a direction of
+        low curvature has its residual ``F`` along that direction, so a Rayleigh quotient
+        ``F^T A F / F^T F`` below the bound disproves it (the Lanczos start missed that
+        direction), and then ``None`` (the step is solved for)."""
         bound = getattr(self.certificate, "bound", None)
         if bound is None or self.solver.factorizes:  # a factorised solve costs little
             return None
-        return float(onp.linalg.norm(self.residual)) / bound
+        F = self.residual
+        FF = float(F @ F)
+        if FF == 0.0:
+            return 0.0
+        if not self.sign * float(F @ self.system.apply(F)) / FF >= bound:
+            return None
+        return onp.sqrt(FF) / bound
 
     def info(self):
         """The :class:`~argminlib.SolveInfo` of the solves so far, with the certificate."""

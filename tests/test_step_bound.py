@@ -118,3 +118,32 @@ def test_derivative_through_bounded_acceptance_is_exact():
             )
         )(q.x)
         assert onp.allclose(g, J.T @ u, rtol=1e-7, atol=1e-9)
+
+
+def test_bound_disproved_by_the_residual_is_not_trusted():
+    """Hostile review: a Hessian whose low-curvature eigenvector u is orthogonal to the
+    seeded Lanczos start; the certificate misses the eigenvalue 1e-5 and its bound is
+    ~1e5 times too high. A y off by 5e-6 (> tol) along u has its residual along u, whose
+    Rayleigh quotient disproves the bound: the step is solved for and y is refused."""
+    n = 3000
+    q0 = onp.random.default_rng(0).standard_normal(n)  # the start of Certify(seed=0)
+    q0 /= onp.linalg.norm(q0)
+    u = onp.eye(1, n, 0)[0] - q0[0] * q0
+    u /= onp.linalg.norm(u)
+    D, lam = onp.linspace(1.0, 1000.0, n), 1e-5
+    c = onp.random.default_rng(5).standard_normal(n)
+    c -= (c @ u) * u
+
+    def f(x, y):
+        py = y - anp.dot(u, y) * u
+        return 0.5 * anp.sum(D * py**2) + 0.5 * lam * anp.dot(u, y) ** 2 - x * anp.dot(c, y)
+
+    # the minimiser: its u-component is 0; on u's complement the Hessian is P D P
+    P = onp.eye(n) - onp.outer(u, u)
+    ystar = onp.linalg.lstsq(P * D @ P, c, rcond=1e-12)[0]
+    ystar -= (u @ ystar) * u
+    prob = al.Unconstrained(f, onp.zeros(n), solver="cg")
+    sol = prob.at(1.0, ystar)  # the true solution is accepted
+    assert sol.certificate.bound > 1e3 * lam  # the certificate did miss the eigenvalue
+    with pytest.raises(al.NotStationaryError):
+        prob.at(1.0, ystar + 5e-6 * u)
