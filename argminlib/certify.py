@@ -166,67 +166,81 @@ def lanczos(
     until ``settled`` says they have converged enough.
 
     Returns ``(ritz_values, ritz_vectors, products)``, values ascending; ``ritz_vectors`` has
-    a column per value with full reorthogonalisation, else the lowest and highest only."""
+    a column per value with full reorthogonalisation; with the three-term recurrence it is
+    ``None``, or with ``keep_vectors`` the lowest and highest Ritz vectors, accumulated by a
+    second, identical pass (twice the products, memory ``O(dim)``, not ``O(dim steps)``)."""
     proj = project or (lambda v: v)
-    rng = onp.random.default_rng(seed)
     k0 = max(0, int(steps))
     k = max(k0, int(max_steps)) if (max_steps is not None and settled is not None) else k0
-    previous = None
     full = k * dim <= FULL_REORTHOGONALIZATION
-    # the Lanczos vectors as rows, filled in place (all with full reorthogonalisation; the
-    # last two for the three-term recurrence, which then returns no Ritz vectors)
-    keep = full or keep_vectors  # keep_vectors: the extreme Ritz vectors are wanted
-    Q = onp.empty((max(k, 1) if keep else 2, dim))
-    alpha, beta = [], []
-    q = proj(rng.standard_normal(dim))
-    q /= onp.linalg.norm(q)
-    products, scale = 0, 0.0
-    for j in range(k):
-        Q[j if keep else j % 2] = q
-        w = onp.asarray(matvec(q), dtype=float).reshape(-1)
-        products += 1
-        a = float(q @ w)
-        alpha.append(a)
-        if j == k - 1:
-            break
-        if j + 1 >= k0 and k > k0 and (j + 1 - k0) % 5 == 0:
-            ritz = _ritz(alpha, beta)
-            if previous is not None and settled(previous, ritz):
+    # the Lanczos vectors as rows, filled in place: all with full reorthogonalisation, the
+    # last two for the three-term recurrence
+    Q = onp.empty((max(k, 1) if full else 2, dim))
+
+    def run(k, settled, emit=None):
+        """One pass; ``emit(j, q)`` sees each Lanczos vector. The same seed, ``k`` and
+        operator repeat a pass exactly (the second pass below)."""
+        rng = onp.random.default_rng(seed)
+        previous, alpha, beta, scale = None, [], [], 0.0
+        q = proj(rng.standard_normal(dim))
+        q /= onp.linalg.norm(q)
+        for j in range(k):
+            Q[j if full else j % 2] = q
+            if emit is not None:
+                emit(j, q)
+            w = onp.asarray(matvec(q), dtype=float).reshape(-1)
+            a = float(q @ w)
+            alpha.append(a)
+            if j == k - 1:
                 break
-            previous = ritz
-        if full:
-            B = Q[: j + 1]
-        else:
-            B = Q[max(0, j - 1) : j + 1] if keep else Q[: min(j + 1, 2)]
-        before = float(onp.linalg.norm(w))
-        w = proj(_orthogonalize(w, B))
-        b = float(onp.linalg.norm(w))
-        if b < 0.7 * before:  # cancellation: Gram-Schmidt once more ("twice is enough")
+            if settled is not None and j + 1 >= k0 and k > k0 and (j + 1 - k0) % 5 == 0:
+                ritz = _ritz(alpha, beta)
+                if previous is not None and settled(previous, ritz):
+                    break
+                previous = ritz
+            B = Q[: j + 1] if full else Q[: min(j + 1, 2)]
+            before = float(onp.linalg.norm(w))
             w = proj(_orthogonalize(w, B))
             b = float(onp.linalg.norm(w))
-        scale = max(scale, abs(a), b)
-        if b <= 1e-10 * max(scale, onp.finfo(float).tiny):  # invariant subspace: restart
-            w = proj(rng.standard_normal(dim))
-            for _ in range(2):
-                w = proj(_orthogonalize(w, Q[: j + 1] if keep else B))
-            nw = float(onp.linalg.norm(w))
-            if nw <= 1e-8:  # the whole space is spanned
-                break
-            beta.append(0.0)
-            q = w / nw
-        else:
-            beta.append(b)
-            q = w / b
-    m = len(alpha)
+            if b < 0.7 * before:  # cancellation: Gram-Schmidt once more ("twice is enough")
+                w = proj(_orthogonalize(w, B))
+                b = float(onp.linalg.norm(w))
+            scale = max(scale, abs(a), b)
+            if b <= 1e-10 * max(scale, onp.finfo(float).tiny):  # invariant subspace: restart
+                w = proj(rng.standard_normal(dim))
+                for _ in range(2):
+                    w = proj(_orthogonalize(w, B))
+                nw = float(onp.linalg.norm(w))
+                if nw <= 1e-8:  # the whole space is spanned
+                    break
+                beta.append(0.0)
+                q = w / nw
+            else:
+                beta.append(b)
+                q = w / b
+        return alpha, beta
+
+    alpha, beta = run(k, settled)
+    m = products = len(alpha)
     if m == 1:
         vals, vecs = onp.array(alpha), onp.ones((1, 1))
     else:
         vals, vecs = sla.eigh_tridiagonal(onp.array(alpha), onp.array(beta[: m - 1]))
-    if not keep:
+    if full:
+        return vals, Q[:m].T @ vecs, products
+    if not keep_vectors:
         return vals, None, products
-    if not full and m > 2:
-        vecs = vecs[:, [0, m - 1]]
-    return vals, Q[:m].T @ vecs, products
+    # the lowest and highest Ritz vectors without storing m vectors of length dim: a second,
+    # identical pass accumulates them (m more products, O(dim) memory)
+    ends = vecs[:, [0, m - 1]] if m > 1 else vecs
+    X = onp.zeros((dim, ends.shape[1]))
+
+    def accumulate(j, q):
+        X[:] += onp.outer(q, ends[j])
+
+    run(m, None, accumulate)
+    X /= onp.maximum(onp.linalg.norm(X, axis=0), onp.finfo(float).tiny)  # not orthonormal
+    return vals, X, products + m
 
 
 def _ritz(alpha, beta):

@@ -147,3 +147,26 @@ def test_bound_disproved_by_the_residual_is_not_trusted():
     assert sol.certificate.bound > 1e3 * lam  # the certificate did miss the eigenvalue
     with pytest.raises(al.NotStationaryError):
         prob.at(1.0, ystar + 5e-6 * u)
+
+
+def test_three_term_lanczos_ritz_vectors_by_a_second_pass():
+    """Above FULL_REORTHOGONALIZATION the extreme Ritz vectors come from a second, identical
+    pass (no dim x steps array): they are the extreme eigenvectors of a diagonal matrix
+    with isolated extreme eigenvalues, at twice the products."""
+    import tracemalloc
+
+    dim = 200_000
+    d = onp.linspace(1.0, 2.0, dim)
+    d[5], d[9] = 0.1, 5.0
+    tracemalloc.start()
+    vals, vecs, products = al.certify.lanczos(lambda v: d * v, dim, 40, keep_vectors=True)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert 40 * dim > al.certify.FULL_REORTHOGONALIZATION
+    assert products == 2 * len(vals)
+    assert vals[0] == pytest.approx(0.1, rel=1e-8) and vals[-1] == pytest.approx(5.0, rel=1e-8)
+    assert abs(vecs[5, 0]) == pytest.approx(1.0, abs=1e-6)
+    assert abs(vecs[9, 1]) == pytest.approx(1.0, abs=1e-6)
+    assert peak < 20 * dim * 8  # a few vectors, not the 40 Lanczos vectors
+    vals2, none, products2 = al.certify.lanczos(lambda v: d * v, dim, 40)
+    assert none is None and products2 == len(vals2) and onp.array_equal(vals, vals2)
