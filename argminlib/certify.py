@@ -384,7 +384,8 @@ def certify(system, sign, config, *, forms_matrix=False, allow_singular=False, d
             settled=_enough(sign, dim, config),
             keep_vectors=direction,
         )
-        exact = len(vals) >= dim
+        # dim steps give the exact eigenvalues only with full reorthogonalisation
+        exact = len(vals) >= dim and len(vals) * dim <= FULL_REORTHOGONALIZATION
     k = int(onp.argmin(vals)) if sign >= 0 else int(onp.argmax(vals))
     cert = Certificate(
         method,

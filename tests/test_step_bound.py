@@ -170,3 +170,21 @@ def test_three_term_lanczos_ritz_vectors_by_a_second_pass():
     assert peak < 20 * dim * 8  # a few vectors, not the 40 Lanczos vectors
     vals2, none, products2 = al.certify.lanczos(lambda v: d * v, dim, 40)
     assert none is None and products2 == len(vals2) and onp.array_equal(vals, vals2)
+
+
+def test_complete_three_term_run_is_not_called_exact():
+    """Hostile review: Certify(method="lanczos", steps >= dim) above the full
+    reorthogonalisation limit ran the three-term recurrence yet reported exact=True, and
+    its bound was 7.8 times the true smallest eigenvalue. Now: a bound below it, or no
+    certificate."""
+    dim = 1500
+    d = onp.geomspace(1e-8, 1.0, dim)
+    system = al.LinearSystem(dim, lambda v: d * v, symmetric=True, sign=1)
+    config = al.Certify(method="lanczos", steps=dim, max_steps=dim, rcond=1e-12)
+    assert dim * dim > al.certify.FULL_REORTHOGONALIZATION
+    try:
+        cert = al.certify.certify(system, +1, config)
+    except al.UncertifiedError:
+        return
+    assert not cert.exact
+    assert cert.bound is None or cert.bound <= 1e-8
