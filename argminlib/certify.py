@@ -38,6 +38,7 @@ from .exceptions import (
     CurvatureError,
     IllConditionedError,
     InputError,
+    NonFiniteError,
     SingularHessianError,
     UncertifiedError,
 )
@@ -151,7 +152,15 @@ class Certificate:
 
 
 def lanczos(
-    matvec, dim, steps, seed=0, project=None, max_steps=None, settled=None, keep_vectors=False
+    matvec,
+    dim,
+    steps,
+    seed=0,
+    project=None,
+    max_steps=None,
+    settled=None,
+    keep_vectors=False,
+    name="matrix",
 ):
     """``steps`` Lanczos iterations on the symmetric operator ``matvec`` (vectors of length
     ``dim``), fully reorthogonalised (when ``steps * dim`` is at most
@@ -168,7 +177,9 @@ def lanczos(
     Returns ``(ritz_values, ritz_vectors, products)``, values ascending; ``ritz_vectors`` has
     a column per value with full reorthogonalisation; with the three-term recurrence it is
     ``None``, or with ``keep_vectors`` the lowest and highest Ritz vectors, accumulated by a
-    second, identical pass (twice the products, memory ``O(dim)``, not ``O(dim steps)``)."""
+    second, identical pass (twice the products, memory ``O(dim)``, not ``O(dim steps)``).
+    A NaN or inf product raises :class:`~argminlib.NonFiniteError` (``name``: the matrix,
+    for the message)."""
     proj = project or (lambda v: v)
     k0 = max(0, int(steps))
     k = max(k0, int(max_steps)) if (max_steps is not None and settled is not None) else k0
@@ -190,6 +201,12 @@ def lanczos(
                 emit(j, q)
             w = onp.asarray(matvec(q), dtype=float).reshape(-1)
             a = float(q @ w)
+            if not onp.isfinite(a):  # NaN or inf products (checked for free, on q^T A q)
+                raise NonFiniteError(
+                    f"The {name} gives NaN or inf products at this point (Lanczos step "
+                    f"{j + 1}); check f (and hess/hessp if given) and its second derivatives "
+                    "at y, e.g. a non-smooth term such as |y|^1.5 at 0."
+                )
             alpha.append(a)
             if j == k - 1:
                 break
@@ -205,6 +222,10 @@ def lanczos(
             if b < 0.7 * before:  # cancellation: Gram-Schmidt once more ("twice is enough")
                 w = proj(_orthogonalize(w, B))
                 b = float(onp.linalg.norm(w))
+            if not onp.isfinite(b):
+                raise NonFiniteError(
+                    f"The {name}'s products overflow (their norm is inf): rescale f or y."
+                )
             scale = max(scale, abs(a), b)
             if b <= 1e-10 * max(scale, onp.finfo(float).tiny):  # invariant subspace: restart
                 w = proj(rng.standard_normal(dim))
@@ -361,6 +382,7 @@ def certify(system, sign, config, *, forms_matrix=False, allow_singular=False, d
                 config.seed,
                 max_steps=min(config.max_steps, dim),
                 settled=_enough(+1, dim, config),
+                name=f"product A^T A of the {system.name}",
             )
             s = onp.sqrt(onp.maximum(vals[::-1], 0.0))
             cert = _judge_general(system, s, config, allow_singular, exact=len(vals) >= dim)
@@ -383,6 +405,7 @@ def certify(system, sign, config, *, forms_matrix=False, allow_singular=False, d
             max_steps=min(config.max_steps, dim),
             settled=_enough(sign, dim, config),
             keep_vectors=direction,
+            name=system.name,
         )
         # dim steps give the exact eigenvalues only with full reorthogonalisation
         exact = len(vals) >= dim and len(vals) * dim <= FULL_REORTHOGONALIZATION

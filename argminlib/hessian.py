@@ -182,10 +182,21 @@ class _AtPoint:
         if product is None:
             product = self.autograd_hvp(v)
         want = onp.asarray(product, dtype=float).reshape(-1)
-        got = self.matvec(v) if against is None else against
-        scale = max(float(onp.linalg.norm(got if against is not None else want)), 1e-300)
-        diff = float(onp.linalg.norm(got - want)) / scale
+        got = onp.asarray(self.matvec(v) if against is None else against, dtype=float)
+        # relative difference, computed after dividing by max |entry| so that products of
+        # any size (1e300, 1e-300) neither overflow nor underflow
+        ref = got if against is not None else want
+        big = max(float(onp.max(onp.abs(ref), initial=0.0)), float(onp.finfo(float).tiny))
+        scale = max(float(onp.linalg.norm(ref / big)), 1e-300)
+        diff = float(onp.linalg.norm(got / big - want / big)) / scale
         if not diff <= rtol:
+            if not onp.all(onp.isfinite(got)) and onp.all(onp.isfinite(want)):
+                how = "is NaN or inf where autograd's f_YY v is finite"
+            else:
+                how = (
+                    f"differs from autograd's f_YY v by {diff:.1e} (relative; at most "
+                    f"{rtol:.0e} is accepted)"
+                )
             what = {
                 "hess": "hess(x, y) does not return f's Hessian f_YY",
                 "hessp": "hessp(x, y, v) does not return f_YY v",
@@ -196,8 +207,7 @@ class _AtPoint:
             }[self.argument]
             raise HessianMismatchError(
                 f"{what}: at a test vector v (random, or of low curvature) its product "
-                "differs from autograd's f_YY v by "
-                f"{diff:.1e} (relative; at most {rtol:.0e} is accepted). Fix "
+                f"{how}. Fix "
                 f"{self.argument}, or leave it out to use autograd's products.",
                 argument=self.argument,
                 difference=diff,

@@ -345,21 +345,29 @@ class Solution:
         self.op = _Operator(F, self.lin.system, self.solver, self.log)
         self.solver.validate(self.lin.system)
         self.certificate = None
+        user = getattr(self.lin, "user_hessian", None)
+        try:
+            self._certify(hessian is not None)
+        except ArgminError:
+            if user is not None:  # a wrong hess/hessp is the likelier culprit: say so first
+                user.check()
+            raise
+        if user is not None:
+            self._check_user_hessian(user)
+
+    def _certify(self, direction):
         by_factor = getattr(self.solver, "certificate", None)
         if self.config is not None and by_factor is not None:
-            self.certificate = by_factor(self.lin.system, sign, self.config, _certify.certify)
+            self.certificate = by_factor(self.lin.system, self.sign, self.config, _certify.certify)
         if self.config is not None and self.certificate is None:
             self.certificate = _certify.certify(
                 self.lin.system,
-                sign,
+                self.sign,
                 self.config,
                 forms_matrix=self.solver.forms_matrix,
                 allow_singular=self.solver.minimum_norm,
-                direction=hessian is not None,  # the user Hessian is checked along it
+                direction=direction,  # the user Hessian is checked along it
             )
-        user = getattr(self.lin, "user_hessian", None)
-        if user is not None:
-            self._check_user_hessian(user)
 
     def _check_user_hessian(self, user):
         """The user's Hessian against autograd's products (one each): with a factorising

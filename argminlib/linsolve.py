@@ -271,11 +271,21 @@ class LinearSolver:
                 "indefinite by construction; use solver='dense', 'minres', 'gmres' or "
                 "'nullspace'."
             )
-        if b.ndim == 2:
-            return self._solve_many(system, b)
         if system.n == 0:
-            return onp.zeros(0), SolveInfo(self.name, 0, 0.0, True)
-        return self._solve(system, b)
+            return onp.zeros(b.shape), SolveInfo(self.name, 0, 0.0, True)
+        # solve for b / s and scale back, s the power of two nearest max |b| (per column):
+        # exact in floating point, and the solvers' norms can neither overflow (a cotangent
+        # of 1e300) nor underflow (1e-300, whose norm is 0 in floating point)
+        big = onp.max(onp.abs(b), axis=0)
+        s = onp.ldexp(1.0, onp.frexp(onp.where(big > 0, big, 1.0))[1])
+        w, info = self._solve_many(system, b / s) if b.ndim == 2 else self._solve(system, b / s)
+        w = w * s
+        if not onp.all(onp.isfinite(w)):
+            raise NonFiniteError(
+                f"The solution of the {system.name} system overflows (inf): the derivative "
+                "is too large for floating point; rescale the problem or the cotangent."
+            )
+        return w, info
 
     def _solve_many(self, system, B):
         cols, info = [], None
@@ -539,7 +549,9 @@ class _Krylov(LinearSolver):
         if isinstance(M, str) and M == "ilu" and system.assembled() is None:
             _named_preconditioner(M, system)  # raises: no matrix to factorise
         elif M is not None and not isinstance(M, str):
-            _preconditioner(M, system.n, system)  # shape checks
+            apply = _preconditioner(M, system.n, system)  # shape checks
+            if callable(M) and not hasattr(M, "shape"):
+                apply(onp.ones(system.n))  # a function: one call checks its output's size
 
     def loosened(self, rtol):
         if rtol <= self.rtol:
@@ -751,6 +763,14 @@ class NullSpace(LinearSolver):
         self.inner = get_solver(inner)
         self.rcond = rcond
         self.needs_definite = self.inner.needs_definite
+
+    def validate(self, system):
+        p = system.kkt_rows
+        if not p:
+            return self.inner.validate(system)
+        # the inner solver works on the reduced Hessian (size n - p, products only)
+        reduced = LinearSystem(system.n - 2 * p, None, symmetric=True, sign=system.sign)
+        self.inner.validate(reduced)
 
     def _basis(self, system):
         if "nullspace" not in system.cache:

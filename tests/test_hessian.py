@@ -324,3 +324,34 @@ def test_failed_adjoint_check_is_not_remembered_as_passed():
     for _ in range(2):
         with pytest.raises(al.HessianMismatchError):
             sol.vjp(e)
+
+
+# --- third hostile review -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("solver", ["dense", "cg", "minres", "sparse"])
+@pytest.mark.parametrize(
+    "wrong",
+    [
+        lambda H, v: -(H @ v),  # the sign flipped: looks like a maximum
+        lambda H, v: H @ v - 1.5 * v,  # shifted: looks like a saddle
+        lambda H, v: onp.full(v.shape, onp.nan),  # NaN
+    ],
+    ids=["flipped", "shifted", "nan"],
+)
+def test_grossly_wrong_hessp_is_named_not_blamed_on_the_curvature(solver, wrong):
+    """A wrong hessp made the certificate (computed from it) report a maximum or a saddle,
+    or scipy a bare ValueError on NaN: the error must name the wrong argument."""
+    q = FixedQuadratic(30, spectrum=onp.linspace(1.0, 3.0, 30))
+    kw = dict(hess_sparsity=onp.ones((30, 30))) if solver == "sparse" else {}
+    with pytest.raises(al.HessianMismatchError, match="hessp") as err:
+        al.argmin(
+            q.f,
+            q.x,
+            onp.zeros(30),
+            solver=solver,
+            hessp=lambda x, y, v: wrong(q.A, v),
+            forward=q.forward,
+            **kw,
+        )
+    assert "NaN" in str(err.value) or "differs" in str(err.value)

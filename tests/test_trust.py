@@ -705,3 +705,69 @@ def test_second_review_small_findings():
     # the barrier parameter cannot be differentiated
     with pytest.raises(al.InputError, match="t is being differentiated"):
         grad(lambda t: al.Barrier(_sq, lambda x, y: y - 5.0, t, 0.0)(1.0))(10.0)
+
+
+# --- third hostile review ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("solver", SOLVERS, ids=IDS)
+@pytest.mark.parametrize("scale", [1e300, 1e-300, 1e-310])
+def test_extreme_cotangents_scale_through_every_solver(solver, scale):
+    """A cotangent of 1e300 overflowed the norms inside the solves and the adjoint check
+    ("differs by nan"); one of 1e-300 had norm 0, so CG returned 0. The derivative is linear
+    in the cotangent: each must come out scaled, exactly as for 1."""
+    d = onp.linspace(1.0, 3.0, N)
+
+    def f(x, y):
+        return 0.5 * anp.sum(d * y**2) - anp.dot(x, y)
+
+    x = onp.linspace(1.0, 2.0, N)
+    for hp in (None, lambda x_, y_, v: d * v):
+        g = grad(
+            lambda x_: scale * anp.sum(al.argmin(f, x_, onp.zeros(N), solver=solver, hessp=hp))  # noqa: B023
+        )(x)
+        assert onp.all(onp.isfinite(g))
+        assert g / scale == pytest.approx(1.0 / d, rel=1e-8)
+
+
+@pytest.mark.parametrize("solver", ["cg", "minres", "gmres"])
+def test_nan_second_derivative_is_a_nonfinite_error_with_krylov(solver):
+    """|y - 2|^1.5 has an infinite second derivative at its kink: the Lanczos certificate
+    passed NaN to scipy (a bare ValueError)."""
+
+    def f(x, y):
+        return 0.5 * anp.sum(y**2) - x * anp.sum(y) + anp.sum(anp.abs(y - 2.0) ** 1.5)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        with pytest.raises(al.NonFiniteError, match="NaN or inf products"):
+            al.argmin(
+                f, 2.0, onp.zeros(N), solver=solver, forward=lambda f_, x_, y0: onp.full(N, 2.0)
+            )
+
+
+def test_solver_options_are_validated_at_the_solution():
+    """A callable preconditioner of the wrong size, and NullSpace's inner solver, were only
+    checked at the first derivative (the plain value returned silently)."""
+    with pytest.raises(al.ShapeError, match="preconditioner returned 3 values"):
+        al.argmin(_sq, onp.ones(4), onp.zeros(4), solver=al.CG(preconditioner=lambda v: v[:3]))
+
+    def eq(x, y):
+        return anp.array([anp.sum(y) - 1.0])
+
+    with pytest.raises(al.InputError, match="ilu"):
+        al.argmin(
+            _sq, onp.ones(4), onp.zeros(4), eq=eq, solver=al.NullSpace(al.CG(preconditioner="ilu"))
+        )
+    with pytest.raises(al.ShapeError, match="shape"):  # the reduced system is 3 x 3
+        al.argmin(
+            _sq,
+            onp.ones(4),
+            onp.zeros(4),
+            eq=eq,
+            solver=al.NullSpace(al.CG(preconditioner=onp.eye(4))),
+        )
+    y = al.argmin(
+        _sq, onp.ones(4), onp.zeros(4), eq=eq, solver=al.NullSpace(al.CG(preconditioner=onp.eye(3)))
+    )
+    assert onp.sum(y) == pytest.approx(1.0)
