@@ -54,8 +54,9 @@ def test_np_diff_and_slicing_agree():
 def test_every_benchmarked_method_is_accurate(P, n):
     out = bench.measure(P(n), repeat=1)
     names = {m for m, opts in bench.methods(P(n)).items() if opts is not None}
-    assert set(out) == names | {"floor", "grad f"}
+    assert set(out) == names | {"floor", "grad f", "least"}
     assert out["grad f"] > 0
+    assert set(out["least"]) == names and all(v > 0 for v in out["least"].values())
     for m in names:
         ratio, err, seconds = out[m]
         assert err < 1e-7, m
@@ -72,6 +73,18 @@ def test_iterations_and_jacobian_cost():
     assert err < 1e-10
     text = bench.targets({"chain": [], "ridge": []}, 12.0)
     assert "met" in text
+    # a missed target is told apart: below autograd's least (out of reach) or not
+    names = [m for m in bench.NAMES if m != "dense"]
+    row = {m: (5.0, 0.0, 1.0) for m in names}
+    row["least"] = {m: 2.0 for m in names}
+    row["least"]["hess"] = 1.2
+    text = bench.targets({"chain": [(10**6, row)], "ridge": []}, 12.0)
+    assert "chain 1e6 cg: 5.00x <= 10x: met" in text
+    assert "hess_sparsity: 5.00x <= 3x: MISSED (autograd's least for it: 2.00x, reachable)" in text
+    assert "user hess: 5.00x <= 1.5x: MISSED (autograd's least for it: 1.20x, reachable)" in text
+    assert (
+        "user hessp: 5.00x <= 1.5x: MISSED (autograd's least for it: 2.00x, so out of reach" in text
+    )
 
 
 def test_jacobian_through_argmin_linearises_once(monkeypatch):
