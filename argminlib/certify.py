@@ -48,6 +48,11 @@ __all__ = ["Certify", "Certificate", "certify", "as_certify", "lanczos"]
 #: Lanczos keeps every vector orthogonal to all previous ones up to this ``steps * dim``
 FULL_REORTHOGONALIZATION = 2 * 10**6
 
+#: without full reorthogonalisation, Lanczos asked for its extreme Ritz vectors keeps its
+#: vectors while ``steps * dim`` stays below this (32 Mi floats, 256 MiB); past it, it drops
+#: them and repeats the run to accumulate the two Ritz vectors in ``O(dim)`` memory
+KEEP_VECTORS = 2**25
+
 
 @dataclass(frozen=True)
 class Certify:
@@ -176,8 +181,9 @@ def lanczos(
 
     Returns ``(ritz_values, ritz_vectors, products)``, values ascending; ``ritz_vectors`` has
     a column per value with full reorthogonalisation; with the three-term recurrence it is
-    ``None``, or with ``keep_vectors`` the lowest and highest Ritz vectors, accumulated by a
-    second, identical pass (twice the products, memory ``O(dim)``, not ``O(dim steps)``).
+    ``None``, or with ``keep_vectors`` the lowest and highest Ritz vectors: from the kept
+    Lanczos vectors while ``steps * dim <= KEEP_VECTORS``, else accumulated by a second,
+    identical pass (twice the products, memory ``O(dim)``, not ``O(dim steps)``).
     A NaN or inf product raises :class:`~argminlib.NonFiniteError` (``name``: the matrix,
     for the message)."""
     proj = project or (lambda v: v)
@@ -188,9 +194,10 @@ def lanczos(
     # last two for the three-term recurrence
     Q = onp.empty((max(k, 1) if full else 2, dim))
 
-    def run(k, settled, emit=None):
-        """One pass; ``emit(j, q)`` sees each Lanczos vector. The same seed, ``k`` and
-        operator repeat a pass exactly (the second pass below)."""
+    def run(k, settled, emit=None, kept=None):
+        """One pass; ``emit(j, q)`` sees each Lanczos vector, and ``kept`` (a list) keeps
+        copies of them while they fit in ``KEEP_VECTORS`` (it is emptied when they do not).
+        The same seed, ``k`` and operator repeat a pass exactly (the second pass below)."""
         rng = onp.random.default_rng(seed)
         previous, alpha, beta, scale = None, [], [], 0.0
         q = proj(rng.standard_normal(dim))
@@ -199,6 +206,12 @@ def lanczos(
             Q[j if full else j % 2] = q
             if emit is not None:
                 emit(j, q)
+            if kept is not None:
+                if (j + 1) * dim <= KEEP_VECTORS:
+                    kept.append(q.copy())
+                else:  # too many to keep: drop them (the caller repeats the run instead)
+                    kept.clear()
+                    kept = None
             w = onp.asarray(matvec(q), dtype=float).reshape(-1)
             a = float(q @ w)
             if not onp.isfinite(a):  # NaN or inf products (checked for free, on q^T A q)
@@ -241,7 +254,8 @@ def lanczos(
                 q = w / b
         return alpha, beta
 
-    alpha, beta = run(k, settled)
+    kept = [] if (keep_vectors and not full) else None
+    alpha, beta = run(k, settled, kept=kept)
     m = products = len(alpha)
     if m == 1:
         vals, vecs = onp.array(alpha), onp.ones((1, 1))
@@ -251,17 +265,23 @@ def lanczos(
         return vals, Q[:m].T @ vecs, products
     if not keep_vectors:
         return vals, None, products
-    # the lowest and highest Ritz vectors without storing m vectors of length dim: a second,
-    # identical pass accumulates them (m more products, O(dim) memory)
+    # the lowest and highest Ritz vectors: from the kept vectors, or, when they did not fit,
+    # accumulated by a second, identical pass (m more products, O(dim) memory)
     ends = vecs[:, [0, m - 1]] if m > 1 else vecs
-    X = onp.zeros((dim, ends.shape[1]))
+    X = onp.zeros((ends.shape[1], dim))  # a row per Ritz vector
 
-    def accumulate(j, q):
-        X[:] += onp.outer(q, ends[j])
+    def accumulate(j, q):  # X += ends[j] (outer) q, a BLAS axpy per row
+        for i in range(X.shape[0]):
+            sla.blas.daxpy(q, X[i], a=float(ends[j, i]))
 
-    run(m, None, accumulate)
-    X /= onp.maximum(onp.linalg.norm(X, axis=0), onp.finfo(float).tiny)  # not orthonormal
-    return vals, X, products + m
+    if kept:  # the vectors fitted: no second pass
+        for j, q in enumerate(kept):
+            accumulate(j, q)
+    else:
+        run(m, None, accumulate)
+        products += m
+    X /= onp.maximum(onp.linalg.norm(X, axis=1), onp.finfo(float).tiny)[:, None]
+    return vals, X.T, products  # normalised, not orthonormal
 
 
 def _ritz(alpha, beta):

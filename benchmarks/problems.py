@@ -27,9 +27,14 @@ import autograd.numpy as anp
 import numpy as onp
 import scipy.linalg as sla
 import scipy.sparse as sp
+from autograd import grad, make_vjp
+from autograd.builtins import tuple as atuple
 from scipy.linalg import lapack
 
-__all__ = ["Ridge", "Chain"]
+import argminlib as al
+from argminlib.unrolling import timed
+
+__all__ = ["Ridge", "Chain", "upper", "autograd_least"]
 
 
 def upper(problem):
@@ -183,3 +188,57 @@ class Chain:
         out[:-1] -= dv
         out[1:] += dv
         return out
+
+
+def autograd_least(p, options, repeat=3):
+    """A lower bound, in seconds, on the time of each method of ``options`` (``name ->
+    argmin options``) for problem ``p``: the autograd work the method cannot do without,
+    timed alone, and none of argminlib's own.
+
+    Every method needs the forward solve, one trace of ``f_Y`` in ``(x, y)`` (the residual,
+    and ``f_XY``) and one backward pass through it (``w^T f_XY``); then autograd products
+    ``f_YY v`` (each timed after a trace in ``y`` alone): ``n`` to form the Hessian
+    (``"dense"``), one per colour group of ``hess_sparsity`` (names starting with
+    ``"sparsity"``), the one check of a user's ``hess``/``hessp`` that issue 8 asks for
+    (``"hess"``, ``"hessp"``). A method that factorises (``"dense"``, ``"sparsity"``,
+    ``"hess"``) also pays the factorisation the floor does: the user's forward solve is a
+    black box whose factor cannot be reused. Any other method pays the Krylov iterations of
+    its adjoint solve, each one product: autograd's, the user's ``hessp`` (``"hessp"``) or
+    the recovered sparse matrix's (``"sparsity-cg"``); the certificate's Lanczos steps are
+    not counted. A target below this bound cannot be met by any method built on autograd's
+    products and the same linear solver."""
+    y = p.solution(p.x)
+    f_y = grad(p.f, 1)
+    t_fwd = timed(lambda: p.forward(p.f, p.x, p.y0), repeat)[0]
+    t_trace, back = timed(
+        lambda: make_vjp(lambda xy: f_y(xy[0], xy[1]))(atuple((p.x, y)))[0], repeat
+    )
+    w = onp.random.default_rng(0).standard_normal(p.n)
+    t_back = timed(lambda: back(w), repeat)[0]
+    hvp = make_vjp(lambda z: f_y(p.x, z))(y)[0]
+    t_hvp = timed(lambda: hvp(w), repeat)[0]
+    t_factor = timed(lambda: p._factor(p.x), repeat)[0]
+    # products that are not autograd's, for the Krylov iterations of the other methods
+    t_user = timed(lambda: p.hessp(p.x, y, w), repeat)[0]
+    if hasattr(p, "hess_sparsity"):
+        H = p.hess(p.x, y)
+        t_matvec = timed(lambda: H @ w, repeat)[0]
+    out = {}
+    for name, opts in options.items():
+        factorises = name in ("dense", "sparsity", "hess")
+        if name == "dense":
+            k = p.n
+        elif name.startswith("sparsity"):
+            k = al.sparse.HessianCompression(p.hess_sparsity, p.n).ngroups
+        elif name in ("hess", "hessp"):
+            k = 1
+        else:
+            k = 0
+        t = t_fwd + t_trace + t_back + k * t_hvp + (t_factor if factorises else 0.0)
+        if not factorises:  # the adjoint solve's Krylov iterations, each one product
+            prob = al.Unconstrained(p.f, p.y0, forward=p.forward, **opts)
+            its = prob.vjp(p.x, y, y - p.y_val, return_info=True)[1].iterations
+            product = {"hessp": t_user, "sparsity-cg": None}.get(name, t_hvp)
+            t += its * (t_matvec if product is None else product)
+        out[name] = t
+    return out

@@ -149,27 +149,44 @@ def test_bound_disproved_by_the_residual_is_not_trusted():
         prob.at(1.0, ystar + 5e-6 * u)
 
 
-def test_three_term_lanczos_ritz_vectors_by_a_second_pass():
-    """Above FULL_REORTHOGONALIZATION the extreme Ritz vectors come from a second, identical
-    pass (no dim x steps array): they are the extreme eigenvectors of a diagonal matrix
-    with isolated extreme eigenvalues, at twice the products."""
+def _three_term_run(keep):
     import tracemalloc
 
     dim = 200_000
     d = onp.linspace(1.0, 2.0, dim)
     d[5], d[9] = 0.1, 5.0
     tracemalloc.start()
-    vals, vecs, products = al.certify.lanczos(lambda v: d * v, dim, 40, keep_vectors=True)
+    vals, vecs, products = al.certify.lanczos(lambda v: d * v, dim, 40, keep_vectors=keep)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert 40 * dim > al.certify.FULL_REORTHOGONALIZATION
+    return dim, vals, vecs, products, peak
+
+
+def test_three_term_lanczos_ritz_vectors_by_a_second_pass(monkeypatch):
+    """Above FULL_REORTHOGONALIZATION and KEEP_VECTORS the extreme Ritz vectors come from a
+    second, identical pass (no dim x steps array): they are the extreme eigenvectors of a
+    diagonal matrix with isolated extreme eigenvalues, at twice the products."""
+    monkeypatch.setattr(al.certify, "KEEP_VECTORS", 10 * 200_000)  # 10 vectors fit, 40 do not
+    dim, vals, vecs, products, peak = _three_term_run(True)
     assert products == 2 * len(vals)
     assert vals[0] == pytest.approx(0.1, rel=1e-8) and vals[-1] == pytest.approx(5.0, rel=1e-8)
     assert abs(vecs[5, 0]) == pytest.approx(1.0, abs=1e-6)
     assert abs(vecs[9, 1]) == pytest.approx(1.0, abs=1e-6)
     assert peak < 20 * dim * 8  # a few vectors, not the 40 Lanczos vectors
-    vals2, none, products2 = al.certify.lanczos(lambda v: d * v, dim, 40)
+    _, vals2, none, products2, _ = _three_term_run(False)
     assert none is None and products2 == len(vals2) and onp.array_equal(vals, vals2)
+
+
+def test_three_term_lanczos_keeps_vectors_that_fit(monkeypatch):
+    """Below KEEP_VECTORS the same Ritz vectors come from the kept Lanczos vectors, without
+    the second pass (a user hessp at n = 1e5 paid 60 products instead of 30)."""
+    _, vals, vecs, products, _ = _three_term_run(True)
+    assert products == len(vals)
+    monkeypatch.setattr(al.certify, "KEEP_VECTORS", 0)
+    _, vals2, vecs2, products2, _ = _three_term_run(True)
+    assert products2 == 2 * len(vals2) and onp.array_equal(vals, vals2)
+    assert onp.allclose(vecs, vecs2, atol=1e-12)
 
 
 def test_complete_three_term_run_is_not_called_exact():
