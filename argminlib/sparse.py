@@ -193,22 +193,35 @@ class HessianCompression:
             raise SparsityError(f"groups has shape {self.groups.shape}; expected ({self.n},)")
         self.seeds = seed_matrix(self.groups)
         self.ngroups = self.seeds.shape[1]
+        # the seeds as contiguous rows: an autograd product of a strided column is slower
+        self._seed_rows = onp.ascontiguousarray(self.seeds.T)
         rows, cols = _rows_cols(self.pattern)
-        # flat positions in HS (n x k, C order) of entry (i, j) and of its mirror (j, i)
-        self._here = rows * self.ngroups + self.groups[cols]
-        self._mirror = cols * self.ngroups + self.groups[rows]
+        # flat positions in (H @ seeds)^T (k x n, C order) of entry (i, j) and of (j, i)
+        self._here = self.groups[cols] * self.n + rows
+        self._mirror = self.groups[rows] * self.n + cols
 
     def assemble(self, HS):
-        HS = onp.ascontiguousarray(HS, dtype=float).reshape(-1)
+        """The sparse Hessian from ``HS = H @ seeds`` (``n x ngroups``)."""
+        HS = onp.asarray(HS, dtype=float)
         if HS.size != self.n * self.ngroups:
             raise SparsityError(f"expected {self.n} x {self.ngroups} products, got {HS.size}")
-        vals = 0.5 * (HS[self._here] + HS[self._mirror])
+        return self._assemble(onp.ascontiguousarray(HS.reshape(self.n, self.ngroups).T))
+
+    def _assemble(self, SH):
+        """The same from ``SH = (H @ seeds)^T``, C-contiguous (``ngroups x n``)."""
+        flat = SH.reshape(-1)
+        vals = flat[self._here]
+        vals += flat[self._mirror]
+        vals *= 0.5
         P = self.pattern
         return sp.csr_matrix((vals, P.indices, P.indptr), shape=P.shape)
 
     def recover(self, hvp):
-        HS = onp.stack([onp.asarray(hvp(s), dtype=float) for s in self.seeds.T], axis=1)
-        return self.assemble(HS)
+        """The sparse Hessian from ``ngroups`` products ``hvp(v) = H v``."""
+        SH = onp.empty((self.ngroups, self.n))
+        for g, s in enumerate(self._seed_rows):
+            SH[g] = onp.asarray(hvp(s), dtype=float).reshape(-1)
+        return self._assemble(SH)
 
 
 class Factor:
