@@ -61,7 +61,7 @@ class Certify:
     ``method``: ``"auto"`` (dense eigenvalues when the linear solver forms the matrix,
     Lanczos otherwise), ``"dense"`` or ``"lanczos"``. ``steps``: the Lanczos iterations
     (matrix products) always taken. Then, up to ``max_steps``, as many more as the
-    Kuczynski-Wozniakowski bound for Lanczos from a random start asks for the answer to hold
+    Kuczyński–Woźniakowski bound for Lanczos from a random start asks for the answer to hold
     with probability at least ``1 - confidence``: to exclude an eigenvalue of the wrong sign
     below the lowest Ritz value ``theta`` of a spectrum of width ``w``, about
     ``log(1.65 sqrt(n) / confidence) sqrt(2 w / theta) / 2`` steps (as many as CG needs on
@@ -293,7 +293,7 @@ def _ritz(alpha, beta):
 
 def _needed_steps(lowest, highest, dim, confidence):
     """Lanczos steps after which, with probability ``1 - confidence``, no eigenvalue lies
-    below ``lowest / 2`` (``lowest > 0``), by the Kuczynski-Wozniakowski bound
+    below ``lowest / 2`` (``lowest > 0``), by the Kuczyński–Woźniakowski bound
     ``P(error > eps w) <= 1.648 sqrt(n) exp(-sqrt(eps) (2k - 1))`` for a random start."""
     width = max(highest - lowest, 0.0)
     if width == 0.0:

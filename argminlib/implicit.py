@@ -465,9 +465,10 @@ class Solution:
         return _attach(traceable(x), self)
 
     def vjp(self, u, x=None, z=None):
-        """``u^T dz/dx = -(A^{-T} u)^T B`` for ``u`` of shape (n,): the structure of ``x``
-        (one solve with ``A^T``). Traceable: pass the traced ``x`` to differentiate the
-        result again (``z``: the solution's value, as the primitive returned it).
+        r""":math:`u^\top \tfrac{dz}{dx} = -(A^{-\top} u)^\top B` for ``u`` of shape (n,): the
+        structure of ``x`` (one solve with :math:`A^\top`), where :math:`A = \partial F/\partial z`
+        and :math:`B = \partial F/\partial x`. Traceable: pass the traced ``x`` to
+        differentiate the result again (``z``: the solution's value, as the primitive returned it).
 
         With the user's Hessian, the first plain VJP also checks its adjoint solve against
         autograd: the backward pass that gives ``w^T B`` gives ``A w`` with it."""
@@ -490,8 +491,8 @@ class Solution:
         return self.x_products(x, z).vjp(w)
 
     def jvp(self, v, x=None, z=None):
-        """``dz/dx v = -A^{-1} B v`` for ``v`` of the structure of ``x``: an array (n,)
-        (one solve with ``A``)."""
+        r""":math:`\tfrac{dz}{dx} v = -A^{-1} B v` for ``v`` of the structure of ``x``: an array
+        (n,) (one solve with :math:`A`)."""
         x = self.x if x is None else traceable(x)
         z = self.z if z is None else z
         return linear_solve(atuple((-self.x_products(x, z).jvp(v), x, z)), self.op)
