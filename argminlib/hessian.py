@@ -31,6 +31,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from .exceptions import InputError, NonFiniteError, ShapeError
+from .linsolve import random_vector
 from .sparse import HessianCompression
 
 __all__ = ["HessianMismatchError", "UserHessian", "user_hessian"]
@@ -178,7 +179,7 @@ class _AtPoint:
         is checked the same way at no cost (``product``: autograd's ``A v``, already
         computed)."""
         if v is None:
-            v = onp.random.default_rng(12345).standard_normal(self.n)
+            v = random_vector(self.n, 12345)
         if product is None:
             product = self.autograd_hvp(v)
         want = onp.asarray(product, dtype=float).reshape(-1)

@@ -42,7 +42,7 @@ from autograd.tracer import getval, isbox
 from . import certify as _certify
 from .exceptions import ArgminError, InputError, NonFiniteError, ShapeError
 from .hessian import CHECK_RTOL
-from .linsolve import LinearSystem, SolveInfo, get_solver, probe
+from .linsolve import LinearSystem, SolveInfo, get_solver, probe, random_vector
 from .partials import call_user
 
 __all__ = [
@@ -379,7 +379,7 @@ class Solution:
             # one product at w + s r: the probe's residual (low curvature) and a random
             # vector r (high curvature) at once, s making both parts the same size
             b, w = probe(self.solver, self.lin.system)
-            r = onp.random.default_rng(12345).standard_normal(self.n)
+            r = random_vector(self.n, 12345)
             Ar = user.matvec(r)
             s = float(onp.linalg.norm(b)) / max(float(onp.linalg.norm(Ar)), 1e-300)
             user.check(w + s * r, against=b + s * Ar)
