@@ -42,10 +42,13 @@ SYMBOLS = {"abar": r"\bar a", "dtheta": r"\Delta\theta", "Dg": "Dg"}
 #: words that stand for a named quantity, set upright
 NAMES = {"target", "size", "after", "before", "predicted", "loss", "new", "gtol", "armijo"}
 WORD = re.compile(r"[A-Za-z]+")
+#: a derivative written as a quotient of differentials: dz/dx, dF/dz
+DERIVATIVE = re.compile(r"\bd([A-Za-z])/d([A-Za-z])\b")
 
 
 def _words_ok(text):
-    for w in WORD.findall(text.replace("d/dx", "").replace("s.t.", "")):
+    text = DERIVATIVE.sub("", text.replace("d/dx", "").replace("s.t.", ""))
+    for w in WORD.findall(text):
         if len(w) == 1 or w in GREEK or w in FUNCTIONS or w in SUBSCRIPTS:
             continue
         if w in SYMBOLS or w in NAMES:
@@ -58,7 +61,7 @@ def to_latex(text):
     """The LaTeX of an ASCII formula, or ``None`` if ``text`` does not look like one."""
     if not FORMULA.search(text) or not _words_ok(text) or re.search(r"[\[\]:;]|->|\*\s", text):
         return None
-    s = text
+    s = DERIVATIVE.sub(r"\\tfrac{\\mathrm{d}\1}{\\mathrm{d}\2}", text)
     s = s.replace("d/dx", r"\tfrac{\mathrm{d}}{\mathrm{d}x}")
     s = s.replace("s.t.", r"\text{ s.t. }")
     s = s.replace("1/2", r"\tfrac12")

@@ -225,18 +225,15 @@ def _linear_terms(f, x, y, A, b, tol):
 
 
 def lemma_4_1(f, x, y, A, b=None, *, tol=1e-6):
-    r"""Lemma 4.1 (linear equality :math:`Ay = b`): at a solution ``y``,
+    """Lemma 4.1 (linear equality ``A y = b``): at a solution ``y``,
 
-    .. math::
+    ``g'(x) = (H^{-1} A^T (A H^{-1} A^T)^{-1} A H^{-1} - H^{-1}) f_XY``,  ``H = f_YY``.
 
-        g'(x) = \left(H^{-1} A^\top (A H^{-1} A^\top)^{-1} A H^{-1} - H^{-1}\right) f_{XY},
-        \qquad H = f_{YY}.
-
-    ``A`` and ``b`` may be functions of ``x``; then :math:`f_{XY}` gains
-    :math:`\tfrac{d}{dx}(A^\top \nu)` and the right-hand side gains
-    :math:`K = \tfrac{d}{dx}(Ay - b)`:
-    :math:`g'(x) = H^{-1} A^\top (A H^{-1} A^\top)^{-1} (A H^{-1} B - K) - H^{-1} B`,
-    with :math:`B` the :math:`f_{XY}` so extended.
+    ``A`` and ``b`` may be functions of ``x``; then ``f_XY`` gains ``d/dx (A^T nu)`` (``nu``
+    the multipliers, :func:`multipliers`) and the
+    right-hand side gains ``K = d/dx (A y - b)``:
+    ``g'(x) = H^{-1} A^T (A H^{-1} A^T)^{-1} (A H^{-1} B - K) - H^{-1} B``,
+    with ``B`` the ``f_XY`` so extended.
     """
     A, H, B, C = _linear_terms(f, x, y, A, b, tol)
     Hi_At = anp.linalg.solve(H, anp.transpose(A))

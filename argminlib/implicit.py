@@ -465,13 +465,14 @@ class Solution:
         return _attach(traceable(x), self)
 
     def vjp(self, u, x=None, z=None):
-        r""":math:`u^\top \tfrac{dz}{dx} = -(A^{-\top} u)^\top B` for ``u`` of shape (n,): the
-        structure of ``x`` (one solve with :math:`A^\top`), where :math:`A = \partial F/\partial z`
-        and :math:`B = \partial F/\partial x`. Traceable: pass the traced ``x`` to
-        differentiate the result again (``z``: the solution's value, as the primitive returned it).
+        """``u^T dz/dx = -(A^{-T} u)^T B`` for ``u`` of shape (n,) (like ``z``), with
+        ``A = dF/dz`` and ``B = dF/dx``; the result has the structure of ``x`` (one solve with
+        ``A^T``). Traceable: pass the traced ``x`` to differentiate the result again (``z``:
+        the solution's value, as the primitive returned it).
 
-        With the user's Hessian, the first plain VJP also checks its adjoint solve against
-        autograd: the backward pass that gives ``w^T B`` gives ``A w`` with it."""
+        With the user's Hessian, the first plain VJP also checks its adjoint solve
+        ``w = A^{-T} u`` against autograd: the backward pass that gives ``w^T B`` gives the
+        product of ``A`` and ``w`` with it."""
         x = self.x if x is None else traceable(x)
         z = self.z if z is None else z
         w = linear_solve(atuple((-u, x, z)), self.op.T)
@@ -491,8 +492,8 @@ class Solution:
         return self.x_products(x, z).vjp(w)
 
     def jvp(self, v, x=None, z=None):
-        r""":math:`\tfrac{dz}{dx} v = -A^{-1} B v` for ``v`` of the structure of ``x``: an array
-        (n,) (one solve with :math:`A`)."""
+        """``dz/dx v = -A^{-1} B v`` for ``v`` of the structure of ``x``: an array (n,)
+        (one solve with ``A``)."""
         x = self.x if x is None else traceable(x)
         z = self.z if z is None else z
         return linear_solve(atuple((-self.x_products(x, z).jvp(v), x, z)), self.op)

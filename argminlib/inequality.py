@@ -121,12 +121,9 @@ class Barrier(Unconstrained):
 
 
 def lemma_4_2(f, c, t, x, y, *, tol=1e-6):
-    r"""Lemma 4.2: the derivative of the barrier approximation :math:`g_t` at its solution
-    ``y``,
+    """Lemma 4.2: the derivative of the barrier approximation ``g_t`` at its solution ``y``,
 
-    .. math::
-
-        g_t'(x) = -\phi_{YY}^{-1} \phi_{XY}, \qquad \phi = t f - \sum_i \log(-c_i),
+    ``g_t'(x) = -phi_YY^{-1} phi_XY``,   ``phi = t f - sum_i log(-c_i)``,
 
     i.e. Lemma 3.2 applied to the barrier objective (a division for scalar ``y``)."""
     problem = Barrier(f, c, t, y, tol=tol)

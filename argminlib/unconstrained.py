@@ -169,33 +169,30 @@ def _check(f, x, y, mode, tol, x_ndim, y_ndim, lemma):
 
 
 def lemma_3_1(f, x, y, *, mode="min", tol=1e-6):
-    r"""Lemma 3.1 (scalar ``x`` and ``y``): :math:`g'(x) = -f_{XY}(x, y) / f_{YY}(x, y)`.
+    """Lemma 3.1 (scalar ``x`` and ``y``): ``g'(x) = -f_XY(x, y) / f_YY(x, y)``.
 
     ``y`` must be a stationary point of ``f(x, .)``; ``mode`` says which kind
-    (``"min"``: :math:`f_{YY} > 0`, ``"max"``: :math:`f_{YY} < 0`, ``"stationary"``:
-    :math:`f_{YY} \neq 0`).
+    (``"min"``: ``f_YY > 0``, ``"max"``: ``f_YY < 0``, ``"stationary"``: ``f_YY != 0``).
     """
     x, y = _check(f, x, y, mode, tol, 0, 0, "Lemma 3.1")
     return -f_XY(f, x, y) / f_YY(f, x, y)
 
 
 def lemma_3_2(f, x, y, *, mode="min", tol=1e-6):
-    r"""Lemma 3.2 (scalar ``x``, ``y`` in :math:`\mathbb{R}^n`):
-    :math:`g'(x) = -f_{YY}^{-1} f_{XY}`, an :math:`n`-vector."""
+    """Lemma 3.2 (scalar ``x``, ``y`` in ``R^n``): ``g'(x) = -f_YY^{-1} f_XY``, an n-vector."""
     x, y = _check(f, x, y, mode, tol, 0, 1, "Lemma 3.2")
     return -anp.linalg.solve(f_YY(f, x, y), f_XY(f, x, y))
 
 
 def lemma_3_3(f, x, y, *, tol=1e-6):
-    r"""Lemma 3.3 (argmax, scalar ``x``, ``y`` in :math:`\mathbb{R}^n`): the same formula
-    :math:`g'(x) = -f_{YY}^{-1} f_{XY}` with :math:`f_{YY}` negative definite."""
+    """Lemma 3.3 (argmax, scalar ``x``, ``y`` in ``R^n``): the same formula
+    ``g'(x) = -f_YY^{-1} f_XY`` with ``f_YY`` negative definite."""
     x, y = _check(f, x, y, "max", tol, 0, 1, "Lemma 3.3")
     return -anp.linalg.solve(f_YY(f, x, y), f_XY(f, x, y))
 
 
 def lemma_3_4(f, x, y, *, mode="min", tol=1e-6):
-    r"""Lemma 3.4 (``x`` in :math:`\mathbb{R}^m`, ``y`` in :math:`\mathbb{R}^n`):
-    :math:`Dg(x) = -f_{YY}^{-1} f_{XY}` with :math:`f_{XY}` an :math:`n \times m` matrix:
-    Lemma 3.2 column by column."""
+    """Lemma 3.4 (``x`` in ``R^m``, ``y`` in ``R^n``): ``Dg(x) = -f_YY^{-1} f_XY`` with
+    ``f_XY`` an ``n x m`` matrix: Lemma 3.2 column by column."""
     x, y = _check(f, x, y, mode, tol, 1, 1, "Lemma 3.4")
     return -anp.linalg.solve(f_YY(f, x, y), f_XY(f, x, y))

@@ -58,6 +58,9 @@ def test_docmath_converts_formulas_only():
         r"L(x) = \tfrac12 \|y^\star(x) - y_{\mathrm{val}}\|^2"
     )
     assert to_latex("argmin_y f(x, y)") == r"\operatorname{argmin}_y f(x, y)"
+    assert to_latex("u^T dz/dx = -(A^{-T} u)^T B") == (
+        r"u^\top \tfrac{\mathrm{d}z}{\mathrm{d}x} = -(A^{-\top} u)^\top B"
+    )
     for code in ("hess_sparsity", "solver", "T(x, y) = y - step_size * f_Y(x, y)", "[[H, J^T]]"):
         assert to_latex(code) is None, code
 
