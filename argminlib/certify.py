@@ -229,12 +229,12 @@ def lanczos(
                     break
                 previous = ritz
             B = Q[: j + 1] if full else Q[: min(j + 1, 2)]
-            before = float(onp.linalg.norm(w))
+            before = _norm(w)
             w = proj(_orthogonalize(w, B))
-            b = float(onp.linalg.norm(w))
+            b = _norm(w)
             if b < 0.7 * before:  # cancellation: Gram-Schmidt once more ("twice is enough")
                 w = proj(_orthogonalize(w, B))
-                b = float(onp.linalg.norm(w))
+                b = _norm(w)
             if not onp.isfinite(b):
                 raise NonFiniteError(
                     f"The {name}'s products overflow (their norm is inf): rescale f or y."
@@ -282,6 +282,16 @@ def lanczos(
         products += m
     X /= onp.maximum(onp.linalg.norm(X, axis=1), onp.finfo(float).tiny)[:, None]
     return vals, X.T, products  # normalised, not orthonormal
+
+
+def _norm(w):
+    """``||w||`` without overflow or underflow of the sum of squares (products of a matrix
+    scaled by 1e160 are finite, their squares are not)."""
+    nw = float(onp.linalg.norm(w))
+    if 1e-150 < nw < 1e150:
+        return nw
+    m = float(onp.max(onp.abs(w), initial=0.0))
+    return m * float(onp.linalg.norm(w / m)) if 0.0 < m < onp.inf else nw
 
 
 def _ritz(alpha, beta):

@@ -167,7 +167,7 @@ class _AtPoint:
     def _sparse_product(self, v):
         return self._recover() @ v
 
-    def check(self, v=None, against=None, product=None, rtol=CHECK_RTOL):
+    def check(self, v=None, against=None, product=None, rtol=CHECK_RTOL, floor=0.0):
         """Compare with autograd's product at ``v`` (default: a seeded random vector).
 
         A random vector mostly sees the large eigenvalues; :class:`argminlib.Solution`
@@ -177,18 +177,33 @@ class _AtPoint:
         most) and sees any error of the matrix for a random ``b``; otherwise a random vector
         and the certificate's lowest-curvature direction. In reverse mode the adjoint solve
         is checked the same way at no cost (``product``: autograd's ``A v``, already
-        computed)."""
+        computed). ``floor``: a least scale of the comparison, for a direction whose true
+        product is at rounding level (a null direction of a singular matrix).
+
+        Returns ``True`` when checked, ``False`` when the values are too small to compare
+        (subnormal: a solve for a subnormal cotangent); raises
+        :class:`HessianMismatchError` when they differ, and
+        :class:`~argminlib.NonFiniteError` when autograd's own product is not finite."""
         if v is None:
             v = random_vector(self.n, 12345)
         if product is None:
             product = self.autograd_hvp(v)
         want = onp.asarray(product, dtype=float).reshape(-1)
+        if not onp.all(onp.isfinite(want)):
+            raise NonFiniteError(
+                "autograd's Hessian-vector product f_YY v is NaN or inf at this point: f has "
+                "no finite second derivative at y (e.g. |y|^1.5 at 0), so neither it nor "
+                f"{self.argument} can be checked there."
+            )
         got = onp.asarray(self.matvec(v) if against is None else against, dtype=float)
         # relative difference, computed after dividing by max |entry| so that products of
         # any size (1e300, 1e-300) neither overflow nor underflow
         ref = got if against is not None else want
-        big = max(float(onp.max(onp.abs(ref), initial=0.0)), float(onp.finfo(float).tiny))
-        scale = max(float(onp.linalg.norm(ref / big)), 1e-300)
+        big = float(onp.max(onp.abs(ref), initial=0.0))
+        if big < onp.finfo(float).tiny and against is not None:
+            return False  # subnormal: no relative accuracy to compare
+        big = max(big, floor, float(onp.finfo(float).tiny))
+        scale = max(float(onp.linalg.norm(ref / big)), floor / big, 1e-300)
         diff = float(onp.linalg.norm(got / big - want / big)) / scale
         if not diff <= rtol:
             if not onp.all(onp.isfinite(got)) and onp.all(onp.isfinite(want)):
@@ -213,6 +228,7 @@ class _AtPoint:
                 argument=self.argument,
                 difference=diff,
             )
+        return True
 
 
 def _vector(out, n, name):

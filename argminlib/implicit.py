@@ -341,7 +341,7 @@ class Solution:
         self.F, self.x, self.z, self.n, self.sign = F, self.lin.x, self.lin.z, self.lin.n, sign
         self.log = []
         self._x_products = None
-        self._adjoint_checked = False
+        self._solve_checked = False  # a user Hessian's solve checked against autograd
         self.op = _Operator(F, self.lin.system, self.solver, self.log)
         self.solver.validate(self.lin.system)
         self.certificate = None
@@ -387,7 +387,11 @@ class Solution:
         user.check()
         direction = getattr(self.certificate, "direction", None)
         if direction is not None:
-            user.check(onp.asarray(direction, dtype=float))
+            floor = 0.0
+            if self.solver.minimum_norm:  # the direction may be a null one: its product is
+                c = self.certificate  # rounding noise, compared with the matrix's scale
+                floor = onp.sqrt(onp.finfo(float).eps) * max(abs(c.lowest), abs(c.highest))
+            user.check(onp.asarray(direction, dtype=float), floor=floor)
 
     def x_products(self, x=None, z=None):
         """Products with ``B = dF/dx`` at ``(x, z)``. At this solution's own numeric point
@@ -427,6 +431,21 @@ class Solution:
             solver = solver.loosened(min(1e-4, 1e-3 / max(self.certificate.condition, 1.0)))
         w, info = solver(self.system, -self.residual)
         return w
+
+    def unexplained(self, step):
+        """For a minimum-norm solver (``lstsq``) and a Newton step ``s``:
+        ``max|A s + F| / max|eig(A)|``, the part of the residual that no step can remove (it
+        lies off the range of a singular ``A``: ``y`` is not stationary along a flat
+        direction), in the units of ``y``; ``0`` for other solvers or without a
+        certificate. The acceptance test counts it as part of the step."""
+        c = self.certificate
+        if not self.solver.minimum_norm or c is None:
+            return 0.0
+        big = max(abs(c.lowest), abs(c.highest))
+        if not (big > 0 and onp.isfinite(big)):
+            return 0.0
+        r = self.system.apply(onp.asarray(step, dtype=float)) + self.residual
+        return float(onp.max(onp.abs(r), initial=0.0)) / big
 
     def step_bound(self):
         """An upper bound on the length of the Newton step ``-A^{-1} F(x, z)`` without
@@ -476,27 +495,39 @@ class Solution:
         x = self.x if x is None else traceable(x)
         z = self.z if z is None else z
         w = linear_solve(atuple((-u, x, z)), self.op.T)
-        user = getattr(self.lin, "user_hessian", None)
-        if user is not None and not self._adjoint_checked and not is_traced((x, z, w)):
-            if _same_point(x, z, self.x, self.z):
-                gx, Aw = self.lin.joint(w)
-                residual = self.log[-1].residual if self.log else 0.0
-                user.check(
-                    w,
-                    against=-onp.asarray(u, dtype=float),
-                    product=Aw,
-                    rtol=max(CHECK_RTOL, 10 * residual),
-                )
-                self._adjoint_checked = True  # only once it has passed
-                return gx
+        if self._check_solve(x, z, w, -onp.asarray(getval(u), dtype=float)):
+            return self._checked_gx  # the same backward pass gave w^T B
         return self.x_products(x, z).vjp(w)
+
+    def _check_solve(self, x, z, w, b):
+        """With the user's Hessian, until one has passed: check the solve ``A w = b`` (``A``
+        the user's) by autograd's product with ``w``, from the joint backward pass that also
+        gives ``w^T B`` (kept for :meth:`vjp`). A wrong user Hessian along the directions
+        that matter to this derivative changes ``w`` most, so this weighs them. Returns
+        whether it checked (plain values at this solution's point only)."""
+        user = getattr(self.lin, "user_hessian", None)
+        if user is None or self._solve_checked or is_traced((x, z, w)):
+            return False
+        if not _same_point(x, z, self.x, self.z):
+            return False
+        gx, Aw = self.lin.joint(onp.asarray(w, dtype=float))
+        residual = self.log[-1].residual if self.log else 0.0
+        if not user.check(w, against=b, product=Aw, rtol=max(CHECK_RTOL, 10 * residual)):
+            return False  # not checkable (subnormal values): the next solve is
+        self._solve_checked = True  # only once it has passed
+        self._checked_gx = gx
+        return True
 
     def jvp(self, v, x=None, z=None):
         """``dz/dx v = -A^{-1} B v`` for ``v`` of the structure of ``x``: an array (n,)
-        (one solve with ``A``)."""
+        (one solve with ``A``). With the user's Hessian, the first plain JVP also checks its
+        solve against autograd (one product)."""
         x = self.x if x is None else traceable(x)
         z = self.z if z is None else z
-        return linear_solve(atuple((-self.x_products(x, z).jvp(v), x, z)), self.op)
+        b = -self.x_products(x, z).jvp(v)
+        w = linear_solve(atuple((b, x, z)), self.op)
+        self._check_solve(x, z, w, onp.asarray(getval(b), dtype=float))
+        return w
 
     def jacobian(self):
         """``dz/dx`` as an ``n x m`` array over the flattened ``x`` (``m`` entries), with
@@ -537,7 +568,8 @@ def polish(make_solution, z, steps, ny=None, tol=None):
         if bound is not None and bound <= negligible * scale(sol):
             return None, bound
         step = sol.newton_step()
-        return step, float(onp.max(onp.abs(step[:ny]))) if ny else 0.0
+        size = float(onp.max(onp.abs(step[:ny]))) if ny else 0.0
+        return step, max(size, sol.unexplained(step))
 
     sol = make_solution(z)
     step, size = step_of(sol)

@@ -259,6 +259,11 @@ class LinearSolver:
         are exact and return themselves."""
         return self
 
+    def scaled(self, s):
+        """This solver for the right-hand side divided by ``s`` (a power of two): a solver
+        with an absolute tolerance returns a copy with the tolerance divided by ``s``."""
+        return self
+
     def validate(self, system):
         """Raise now (at the solution, before any solve) if this solver cannot serve
         ``system``: a solve may come only later, when a derivative is asked for."""
@@ -273,12 +278,18 @@ class LinearSolver:
             )
         if system.n == 0:
             return onp.zeros(b.shape), SolveInfo(self.name, 0, 0.0, True)
-        # solve for b / s and scale back, s the power of two nearest max |b| (per column):
-        # exact in floating point, and the solvers' norms can neither overflow (a cotangent
-        # of 1e300) nor underflow (1e-300, whose norm is 0 in floating point)
+        if b.ndim == 2 and type(self)._solve_many is LinearSolver._solve_many:
+            return self._solve_many(system, b)  # column by column, each scaled below
+        # solve for b / s and scale back, s the power of two with max |b / s| in [1, 2) (per
+        # column): exact in floating point, and the solvers' norms can neither overflow (a
+        # cotangent of 1e300) nor underflow (1e-300, whose norm is 0 in floating point);
+        # an absolute tolerance is scaled with b (:meth:`scaled`)
         big = onp.max(onp.abs(b), axis=0)
-        s = onp.ldexp(1.0, onp.frexp(onp.where(big > 0, big, 1.0))[1])
-        w, info = self._solve_many(system, b / s) if b.ndim == 2 else self._solve(system, b / s)
+        s = onp.ldexp(1.0, onp.frexp(onp.where(big > 0, big, 1.0))[1] - 1)
+        if b.ndim == 2:
+            w, info = self._solve_many(system, b / s)
+        else:
+            w, info = self.scaled(float(s))._solve(system, b / s)
         w = w * s
         if not onp.all(onp.isfinite(w)):
             raise NonFiniteError(
@@ -560,8 +571,16 @@ class _Krylov(LinearSolver):
             _named_preconditioner(M, system)  # raises: no matrix to factorise
         elif M is not None and not isinstance(M, str):
             apply = _preconditioner(M, system.n, system)  # shape checks
-            if callable(M) and not hasattr(M, "shape"):
-                apply(onp.ones(system.n))  # a function: one call checks its output's size
+            if callable(M) and not hasattr(M, "shape") and system.n:
+                # a function: one call (on a residual-like random vector) checks its size
+                apply(random_vector(system.n, 0))
+
+    def scaled(self, s):
+        if self.atol == 0.0 or s == 1.0:
+            return self
+        solver = copy.copy(self)
+        solver.atol = self.atol / s
+        return solver
 
     def loosened(self, rtol):
         if rtol <= self.rtol:

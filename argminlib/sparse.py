@@ -220,7 +220,10 @@ class HessianCompression:
         """The sparse Hessian from ``ngroups`` products ``hvp(v) = H v``."""
         SH = onp.empty((self.ngroups, self.n))
         for g, s in enumerate(self._seed_rows):
-            SH[g] = onp.asarray(hvp(s), dtype=float).reshape(-1)
+            out = onp.asarray(hvp(s), dtype=float).reshape(-1)
+            if out.size != self.n:
+                raise SparsityError(f"hvp returned {out.size} values; expected {self.n}")
+            SH[g] = out
         return self._assemble(SH)
 
 

@@ -153,3 +153,11 @@ def test_preconditioners():
     assert onp.all(onp.isfinite(S.jacobi_preconditioner(onp.r_[0.0, d[1:]])(v)))
     M = S.ilu_preconditioner(A, drop_tol=0.0, fill_factor=50)
     assert onp.allclose(A @ M(v), v, atol=1e-8)  # without dropping it is the exact LU
+
+
+def test_recover_refuses_products_of_the_wrong_size():
+    """Hostile review: an hvp returning a scalar was broadcast into a wrong Hessian."""
+    comp = S.HessianCompression(sp.eye(7, format="csr") + sp.eye(7, k=1), 7)
+    for bad in (lambda v: 3.0, lambda v: onp.ones(1), lambda v: onp.ones(14)):
+        with pytest.raises(S.SparsityError, match="expected 7"):
+            comp.recover(bad)

@@ -771,3 +771,98 @@ def test_solver_options_are_validated_at_the_solution():
         _sq, onp.ones(4), onp.zeros(4), eq=eq, solver=al.NullSpace(al.CG(preconditioner=onp.eye(3)))
     )
     assert onp.sum(y) == pytest.approx(1.0)
+
+
+# --- fourth hostile review ---------------------------------------------------------------------
+
+
+def test_absolute_tolerance_keeps_its_meaning_under_scaling():
+    """The right-hand side is scaled by a power of two before the solve; an absolute atol
+    must be scaled with it, or a large cotangent is accepted with a residual far above
+    atol (silently 1e-3 wrong)."""
+    n = 200
+    rng = onp.random.default_rng(1)
+    Q = onp.linalg.qr(rng.standard_normal((n, n)))[0]
+    H = Q @ onp.diag(onp.logspace(0, 3, n)) @ Q.T
+    x = rng.standard_normal(n)
+    u = 1e6 * rng.standard_normal(n)
+    for cls, maxiter in ((al.CG, 95), (al.MINRES, 80)):
+        sol = al.implicit.Solution(
+            lambda x_, y: anp.dot(H, y) - x_,
+            x,
+            onp.linalg.solve(H, x),
+            symmetric=True,
+            sign=1,
+            solver=cls(atol=1e-3, maxiter=maxiter),
+            certify=False,
+        )
+        try:
+            g = onp.asarray(sol.vjp(u))
+        except al.LinearSolveError:
+            continue  # refused: fine
+        assert onp.linalg.norm(H @ g - u) <= 10 * max(1e-10 * onp.linalg.norm(u), 1e-3)
+
+
+@pytest.mark.parametrize(
+    "solver", ["dense", "cg", "lstsq", user_solve], ids=["dense", "cg", "lstsq", "user"]
+)
+def test_cotangent_above_two_to_the_1023(solver):
+    """A cotangent >= 2^1023 made the scale itself inf (every solver raised)."""
+    d = onp.linspace(2.0, 3.0, 10)
+
+    def f(x, y):
+        return 0.5 * anp.sum(d * y**2) - anp.dot(x, y)
+
+    g = grad(lambda x: 1.7e308 * al.argmin(f, x, onp.zeros(10), solver=solver)[0])(onp.ones(10))
+    assert g[0] == pytest.approx(1.7e308 / 2.0, rel=1e-8)
+
+
+def test_lanczos_certifies_products_beyond_1e154():
+    """Lanczos's norms overflowed for products above ~1e154 (finite products, infinite sum
+    of squares): f x 1e200 raised NonFiniteError, not the derivative."""
+    d = onp.linspace(1.0, 2.0, N)
+
+    def f(x, y):
+        return 1e200 * (0.5 * anp.sum(d * y**2) - anp.dot(x, y))
+
+    g = grad(lambda x: anp.sum(al.argmin(f, x, onp.zeros(N), solver="cg")))(onp.ones(N))
+    assert onp.allclose(g, 1.0 / d, rtol=1e-8)
+
+
+def test_preconditioner_is_validated_on_a_residual_like_vector():
+    """Validation called a user's preconditioner on a constant vector, which a valid
+    preconditioner may refuse (its own assertion); and on a reduced system of size 0."""
+    H = 2.1 * onp.eye(20) - onp.eye(20, k=1) - onp.eye(20, k=-1)
+
+    def f(x, y):
+        return 0.5 * anp.dot(y, anp.dot(H, y)) - anp.dot(x, y)
+
+    def checked(v):
+        assert not onp.allclose(v, v[0]), "a constant vector is not a residual"
+        return onp.linalg.solve(H, v)
+
+    x = onp.linspace(1.0, 2.0, 20)
+    y = al.argmin(f, x, onp.zeros(20), solver=al.CG(preconditioner=checked))
+    assert onp.allclose(H @ y, x)
+
+
+def test_minimum_norm_solver_refuses_a_point_that_is_not_stationary():
+    """With lstsq, a residual off the range of a singular Hessian (f unbounded below along
+    a flat direction) gave a zero minimum-norm Newton step, and a 'derivative'."""
+    d = _spectrum(0.0)
+    H = _Q @ onp.diag(d) @ _Q.T
+    b = onp.ones(N)
+    y = onp.linalg.lstsq(H, b, rcond=None)[0]  # f_Y = H y - b has a null-space part
+
+    def f(x, y_):
+        return 0.5 * y_ @ H @ y_ - x * (b @ y_)
+
+    with pytest.raises(al.ArgminError, match="not a solution|stationar"):
+        al.argmin(f, 1.0, onp.zeros(N), solver="lstsq", forward=lambda f_, x_, y0: x_ * y)
+    # in the range: a genuine (non-isolated) minimum, accepted, also with a correct hessp
+    f2, y2 = quadratic(d, _Q[:, 3] + _Q[:, 9])
+    for hp in (None, lambda x_, y_, v: H @ v):
+        out = al.argmin(
+            f2, 1.0, onp.zeros(N), solver="lstsq", hessp=hp, forward=lambda f_, x_, y0: x_ * y2
+        )
+        assert onp.allclose(out, y2)
