@@ -596,9 +596,14 @@ class _Krylov(LinearSolver):
         target = max(self.rtol * nb, min(self.atol, 1e-3 * nb))
         M = _preconditioner(self.preconditioner, system.n, system)
         w, rtol, iters, ritz, res, code = None, self.rtol, 0, None, onp.inf, 0
+        run, run_M, a, rescaled = system, M, 1.0, False
         for _ in range(4):
             try:
-                w, code, k, ritz = self._run(system, b, M, w, rtol, target)
+                # the run solves (A / a) w' = b, w' = a w (a = 1 unless rescaled below)
+                w, code, k, ritz = self._run(
+                    run, b, run_M, None if w is None else a * w, rtol, target
+                )
+                w = w / a if a != 1.0 else w
             except ArithmeticError as err:
                 raise LinearSolveError(
                     f"{self.name.upper()} failed on the {system.name}: {err}"
@@ -610,7 +615,26 @@ class _Krylov(LinearSolver):
                     "not finite at this point."
                 )
             res = float(onp.linalg.norm(system.apply(w) - b))
-            if res <= 10 * target or code != 0:
+            if res <= 10 * target:
+                break
+            if not rescaled:
+                # scipy's MINRES stops early, "converged", on an operator of extreme scale
+                # (f x 1e-20, f x 1e300): run again on A / a (same residual), a the power of
+                # two nearest max|A b| / max|b|
+                rescaled = True
+                scale = float(onp.max(onp.abs(system.apply(b)))) / float(onp.max(onp.abs(b)))
+                if onp.isfinite(scale) and scale > 0 and not 1e-8 <= scale <= 1e8:
+                    a = float(onp.ldexp(1.0, int(onp.round(onp.log2(scale)))))
+                    run = LinearSystem(
+                        system.n,
+                        lambda v, a=a: system.apply(v) / a,
+                        symmetric=True,
+                        sign=system.sign,
+                        name=system.name,
+                    )
+                    run_M = None if M is None else (lambda v, a=a: a * M(v))
+                    continue
+            if code != 0:  # scipy gave up (maxiter, breakdown): tightening will not help
                 break
             rtol *= 1e-2
         info = SolveInfo(self.name, iters, res / nb, res <= 10 * target, 1, ritz)
@@ -949,8 +973,11 @@ class Sparse(LinearSolver):
             return None
         A = self._matrix(system)
         _, w = probe(self, system, config.seed)  # A^{-1} b: inverse iteration; one more
+        w = w / float(onp.max(onp.abs(w)))  # (normalised: f x 1e300 underflows A^{-2} b)
         w2 = fac.solve(w)
-        lo = abs(float(w2 @ w)) / float(w2 @ w2)  # the Rayleigh quotient of A^{-2} b
+        c = float(onp.max(onp.abs(w2)))
+        u = w2 / c
+        lo = abs(float(u @ w)) / float(u @ u) / c  # the Rayleigh quotient of A^{-2} b
         absA = sp.csr_matrix((onp.abs(A.data), A.indices, A.indptr), shape=A.shape)
         hi = float(onp.max(absA @ onp.ones(system.n)))
         low, high = (lo, hi) if sign > 0 else (-hi, -lo)

@@ -866,3 +866,27 @@ def test_minimum_norm_solver_refuses_a_point_that_is_not_stationary():
             f2, 1.0, onp.zeros(N), solver="lstsq", hessp=hp, forward=lambda f_, x_, y0: x_ * y2
         )
         assert onp.allclose(out, y2)
+
+
+@pytest.mark.parametrize("c", [1e-20, 1e300])
+@pytest.mark.parametrize("solver", ["cg", "minres", "gmres", "sparse"])
+def test_extreme_scales_of_f_through_krylov_and_sparse(c, solver):
+    """scipy's MINRES/GMRES stopped early ("converged", or code 12) on an operator of scale
+    1e-20 or 1e300 (now rerun on A / a); the sparse certificate's Rayleigh quotient
+    underflowed (ZeroDivisionError) at f x 1e300."""
+    d = onp.linspace(1.0, 3.0, N)
+    x = onp.linspace(1.0, 2.0, N)
+
+    def f(x_, y):
+        return c * (0.5 * anp.sum(d * y**2) - anp.dot(x_, y))
+
+    for hp in (None, lambda x_, y, v: c * d * v):
+        kw = dict(hessp=hp, forward=lambda f_, xx, y0: xx / d)
+        if solver == "sparse":
+            kw["hess_sparsity"] = onp.eye(N)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            g = grad(
+                lambda x_: anp.sum(anp.sin(al.argmin(f, x_, onp.zeros(N), solver=solver, **kw)))  # noqa: B023
+            )(x)
+        assert onp.allclose(g, onp.cos(x / d) / d, rtol=1e-7, atol=0)
