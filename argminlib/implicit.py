@@ -341,7 +341,6 @@ class Solution:
         self.F, self.x, self.z, self.n, self.sign = F, self.lin.x, self.lin.z, self.lin.n, sign
         self.log = []
         self._x_products = None
-        self._solve_checked = False  # a user Hessian's solve checked against autograd
         self.op = _Operator(F, self.lin.system, self.solver, self.log)
         self.solver.validate(self.lin.system)
         self.certificate = None
@@ -437,7 +436,8 @@ class Solution:
         ``max|A s + F| / max|eig(A)|``, the part of the residual that no step can remove (it
         lies off the range of a singular ``A``: ``y`` is not stationary along a flat
         direction), in the units of ``y``; ``0`` for other solvers or without a
-        certificate. The acceptance test counts it as part of the step."""
+        certificate. Above rounding level (``1e3 eps max(1, |y|)``) no Newton step reaches a
+        solution, and the acceptance test refuses ``y``."""
         c = self.certificate
         if not self.solver.minimum_norm or c is None:
             return 0.0
@@ -489,39 +489,42 @@ class Solution:
         ``A^T``). Traceable: pass the traced ``x`` to differentiate the result again (``z``:
         the solution's value, as the primitive returned it).
 
-        With the user's Hessian, the first plain VJP also checks its adjoint solve
+        With the user's Hessian, a plain VJP also checks its adjoint solve
         ``w = A^{-T} u`` against autograd: the backward pass that gives ``w^T B`` gives the
         product of ``A`` and ``w`` with it."""
         x = self.x if x is None else traceable(x)
         z = self.z if z is None else z
         w = linear_solve(atuple((-u, x, z)), self.op.T)
-        if self._check_solve(x, z, w, -onp.asarray(getval(u), dtype=float)):
-            return self._checked_gx  # the same backward pass gave w^T B
+        gx = self._check_solve(x, z, w, -onp.asarray(getval(u), dtype=float))
+        if gx is not None:
+            return gx  # the same backward pass gave w^T B
         return self.x_products(x, z).vjp(w)
 
     def _check_solve(self, x, z, w, b):
-        """With the user's Hessian, until one has passed: check the solve ``A w = b`` (``A``
-        the user's) by autograd's product with ``w``, from the joint backward pass that also
-        gives ``w^T B`` (kept for :meth:`vjp`). A wrong user Hessian along the directions
-        that matter to this derivative changes ``w`` most, so this weighs them. Returns
-        whether it checked (plain values at this solution's point only)."""
+        """With the user's Hessian: check the solve ``A w = b`` (``A`` the user's) by
+        autograd's product with ``w``, from the joint backward pass that also gives
+        ``w^T B`` (returned for :meth:`vjp`, else ``None``). A wrong user Hessian along the
+        directions that matter to this derivative changes ``w`` most, so this weighs them;
+        every plain solve at this solution's point is checked (a VJP at no cost, a JVP or a
+        Jacobian at one product), since each may need other directions. A minimum-norm
+        solver's ``w`` need not solve ``A w = b`` (``b`` off the range): its user product
+        ``A w`` is compared instead."""
         user = getattr(self.lin, "user_hessian", None)
-        if user is None or self._solve_checked or is_traced((x, z, w)):
-            return False
-        if not _same_point(x, z, self.x, self.z):
-            return False
-        gx, Aw = self.lin.joint(onp.asarray(w, dtype=float))
-        residual = self.log[-1].residual if self.log else 0.0
-        if not user.check(w, against=b, product=Aw, rtol=max(CHECK_RTOL, 10 * residual)):
-            return False  # not checkable (subnormal values): the next solve is
-        self._solve_checked = True  # only once it has passed
-        self._checked_gx = gx
-        return True
+        if user is None or is_traced((x, z, w)) or not _same_point(x, z, self.x, self.z):
+            return None
+        w = onp.asarray(w, dtype=float)
+        gx, Aw = self.lin.joint(w)
+        if self.solver.minimum_norm:
+            user.check(w, against=user.matvec(w), product=Aw)
+        else:
+            residual = self.log[-1].residual if self.log else 0.0
+            user.check(w, against=b, product=Aw, rtol=max(CHECK_RTOL, 10 * residual))
+        return gx
 
     def jvp(self, v, x=None, z=None):
         """``dz/dx v = -A^{-1} B v`` for ``v`` of the structure of ``x``: an array (n,)
-        (one solve with ``A``). With the user's Hessian, the first plain JVP also checks its
-        solve against autograd (one product)."""
+        (one solve with ``A``). With the user's Hessian, a plain JVP also checks its solve
+        against autograd (one product)."""
         x = self.x if x is None else traceable(x)
         z = self.z if z is None else z
         b = -self.x_products(x, z).jvp(v)
@@ -538,9 +541,14 @@ class Solution:
         B = self.x_products()
         eye = onp.eye(self.n)
         rows = onp.stack([flatten(B.vjp(e))[0] for e in eye]) if self.n else onp.zeros((0, m))
+        g = random_vector(m if (m <= self.n or self.solver.factorizes) else self.n, 7)
         if m <= self.n or self.solver.factorizes:
-            return onp.asarray(self.op.solve(-rows.reshape(self.n, m)), dtype=float)
+            J = onp.asarray(self.op.solve(-rows.reshape(self.n, m)), dtype=float)
+            # a user Hessian: every column checked at once, along a random combination
+            self._check_solve(self.x, self.z, J @ g, -(rows.reshape(self.n, m) @ g))
+            return J
         W = self.op.T.solve(-eye)
+        self._check_solve(self.x, self.z, W @ g, -g)  # (symmetric A with a user Hessian)
         return W.T @ rows  # row i of J is -(A^{-T} e_i)^T B
 
 
@@ -569,7 +577,9 @@ def polish(make_solution, z, steps, ny=None, tol=None):
             return None, bound
         step = sol.newton_step()
         size = float(onp.max(onp.abs(step[:ny]))) if ny else 0.0
-        return step, max(size, sol.unexplained(step))
+        if sol.unexplained(step) > 1e3 * onp.finfo(float).eps * scale(sol):
+            size = onp.inf  # f_Y off the range of a singular f_YY: no step reaches a solution
+        return step, size
 
     sol = make_solution(z)
     step, size = step_of(sol)

@@ -890,3 +890,65 @@ def test_extreme_scales_of_f_through_krylov_and_sparse(c, solver):
                 lambda x_: anp.sum(anp.sin(al.argmin(f, x_, onp.zeros(N), solver=solver, **kw)))  # noqa: B023
             )(x)
         assert onp.allclose(g, onp.cos(x / d) / d, rtol=1e-7, atol=0)
+
+
+@pytest.mark.parametrize("c", [1e4, 1e8, 1e300, 1e-20])
+@pytest.mark.parametrize("solver", ["minres", "gmres"])
+def test_kkt_systems_of_unbalanced_blocks_through_krylov(c, solver):
+    """f x c against a constraint of scale 1: the KKT residual was dominated by the Hessian
+    block, so MINRES/GMRES accepted unsolved constraint rows (derivatives wrong by 1e-4 at
+    c = 1e4, by 1e3 at c = 1e10; hostile review). Both modes, eq= and ineq=."""
+    d = onp.linspace(1.0, 3.0, N)
+    x = onp.linspace(1.0, 2.0, N)
+
+    def y_of(xx):
+        lam = (onp.sum(xx / d) - 1) / onp.sum(1 / d)
+        return (xx - lam) / d
+
+    def f(x_, y):
+        return c * (0.5 * anp.sum(d * y**2) - anp.dot(x_, y))
+
+    D = onp.diag(1 / d) - onp.outer(1 / d, 1 / d) / onp.sum(1 / d)  # dy/dx
+    y0 = y_of(x)
+    for kw in (dict(eq=lambda x_, y: anp.array([anp.sum(y) - 1.0])),):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            prob = al.problem_for(
+                f, onp.zeros(N), solver=solver, forward=lambda f_, xx, yy: y_of(xx), **kw
+            )
+            g = prob.vjp(x, y0, onp.cos(y0))
+            t = prob.jvp(x, y0, onp.sin(x))
+        assert onp.allclose(g, D.T @ onp.cos(y0), rtol=1e-6, atol=0)
+        assert onp.allclose(t, D @ onp.sin(x), rtol=1e-6, atol=1e-12 * onp.max(abs(D @ onp.sin(x))))
+
+
+def test_minimum_norm_refuses_a_gradient_along_a_flat_direction_of_a_stiff_problem():
+    """Curvatures 1e8 and 0 with gradient 1 along the flat direction: the unexplained
+    residual was divided by the largest eigenvalue, so lstsq accepted it (hostile review)."""
+
+    def f(x, y):
+        return 0.5e8 * (y[0] - x) ** 2 + 1.0 * y[1]
+
+    with pytest.raises(al.ArgminError, match="not a solution|stationar"):
+        al.argmin(
+            f, 1.0, onp.zeros(2), solver="lstsq", forward=lambda f_, x_, y0: onp.array([x_, 0.0])
+        )
+
+
+def test_nullspace_inner_atol_is_absolute():
+    """NullSpace's inner solver kept its atol for the right-hand side divided by the
+    outer scale (hostile review): the KKT residual then exceeded atol by 1e6."""
+    n, p = 200, 3
+    rng = onp.random.default_rng(1)
+    Q = onp.linalg.qr(rng.standard_normal((n, n)))[0]
+    H = Q @ onp.diag(onp.logspace(0, 3, n)) @ Q.T
+    b = onp.concatenate([1e6 * rng.standard_normal(n), onp.zeros(p)])
+    J = rng.standard_normal((p, n))
+    K = onp.block([[H, J.T], [J, onp.zeros((p, p))]])
+    system = al.LinearSystem(n + p, lambda v: K @ v, symmetric=True, sign=1, kkt_rows=p, name="KKT")
+    solver = al.NullSpace(inner=al.CG(rtol=1e-12, atol=1e-5, maxiter=150, preconditioner=None))
+    try:
+        w, _ = solver(system, b)
+    except al.LinearSolveError:
+        return  # refused: fine
+    assert onp.linalg.norm(K @ w - b) <= 10 * max(1e-12 * onp.linalg.norm(b), 1e-5)
