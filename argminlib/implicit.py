@@ -372,8 +372,8 @@ class Solution:
         """The user's Hessian against autograd's products (one each): with a factorising
         solver, the residual of one solve ``A w = b`` for a random ``b`` (the probe the
         certificate may have solved already); otherwise at a random vector and along the
-        certificate's lowest-curvature direction, if it has one. The first adjoint solve
-        is checked too, in :meth:`vjp`, at no cost."""
+        certificate's lowest-curvature direction, if it has one. Every solve is checked
+        too (:meth:`vjp` at no cost, :meth:`jvp` and :meth:`jacobian` by one product)."""
         if self.solver.factorizes and not self.solver.minimum_norm:
             # one product at w + s r: the probe's residual (low curvature) and a random
             # vector r (high curvature) at once, s making both parts the same size
