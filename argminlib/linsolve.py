@@ -395,7 +395,10 @@ class Dense(LinearSolver):
                         rcond = self.rcond
                         if rcond is None:
                             rcond = max(100, A.shape[0]) * onp.finfo(float).eps
-                        fac = onp.linalg.pinv(A, rcond=rcond)
+                        # a KKT matrix balanced first (D A D), or the pseudo-inverse's
+                        # cut-off, relative to the larger block, drops the smaller one
+                        d = _kkt_scaling(A, system.kkt_rows)
+                        fac = d[:, None] * onp.linalg.pinv(d[:, None] * A * d, rcond=rcond) * d
                 except (onp.linalg.LinAlgError, sla.LinAlgWarning, ValueError) as err:
                     raise LinearSolveError(
                         f"The dense {method} factorisation of the {system.name} failed "
@@ -657,6 +660,18 @@ class _Krylov(LinearSolver):
                 info=info,
             )
         return w, info
+
+
+def _kkt_scaling(A, p):
+    """``d`` (ones, then ``a`` on the last ``p`` entries) balancing the dense KKT matrix
+    ``A``: ``a`` the power of two nearest ``max|H| / max|J|``; ones without KKT rows."""
+    d = onp.ones(A.shape[0])
+    n = A.shape[0] - p
+    if p and n > 0:
+        h, j = float(onp.max(onp.abs(A[:n, :n]))), float(onp.max(onp.abs(A[n:, :n])))
+        if h > 0 and j > 0 and onp.isfinite(h / j):
+            d[n:] = float(onp.ldexp(1.0, int(onp.round(onp.log2(h / j)))))
+    return d
 
 
 def _kkt_balanced(system):

@@ -952,3 +952,24 @@ def test_nullspace_inner_atol_is_absolute():
     except al.LinearSolveError:
         return  # refused: fine
     assert onp.linalg.norm(K @ w - b) <= 10 * max(1e-12 * onp.linalg.norm(b), 1e-5)
+
+
+@pytest.mark.parametrize("c", [1e-12, 1e-16, 1e-20])
+def test_lstsq_with_constraints_and_a_tiny_objective(c):
+    """lstsq's pseudo-inverse cut the Hessian block of a KKT matrix off relative to the
+    constraint block: f x 1e-16 gave a zero derivative (hostile review); balanced now."""
+
+    def f(x_, y):
+        return c * ((y[0] + y[1] - x_) ** 2 + y[2] ** 2)
+
+    J = jacobian(
+        lambda x_: al.argmin(
+            f,
+            x_,
+            onp.zeros(3),
+            eq=lambda a, b: anp.array([b[0] - b[1]]),
+            solver="lstsq",
+            forward=lambda f_, xx, y0: onp.array([xx / 2, xx / 2, 0.0]),
+        )
+    )(1.3)
+    assert onp.allclose(J, [0.5, 0.5, 0.0], atol=1e-10)
