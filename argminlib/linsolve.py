@@ -596,7 +596,7 @@ class _Krylov(LinearSolver):
         balanced = _kkt_balanced(system)
         if balanced is not None:  # a KKT system: solve D A D w' = D b, w = D w'
             inner, d = balanced
-            w, info = self._solve(inner, d * b)
+            w, info = self(inner, d * b)  # (D b normalised again: its scale may be extreme)
             return d * w, info
         nb = float(onp.linalg.norm(b))
         if nb == 0:
@@ -662,25 +662,36 @@ class _Krylov(LinearSolver):
         return w, info
 
 
+def _row_scales(h, J):
+    """Per constraint row: the power of two nearest ``h / max|J_i|`` (``h`` the scale of the
+    Hessian block), so that every row of ``[J, 0]`` is of the Hessian's scale (constraints
+    may come in different units); 1 for an empty row."""
+    out = onp.ones(J.shape[0])
+    for i, row in enumerate(J):
+        j = float(onp.max(onp.abs(row), initial=0.0))
+        if h > 0 and j > 0 and onp.isfinite(h / j):
+            out[i] = float(onp.ldexp(1.0, int(onp.round(onp.log2(h / j)))))
+    return out
+
+
 def _kkt_scaling(A, p):
-    """``d`` (ones, then ``a`` on the last ``p`` entries) balancing the dense KKT matrix
-    ``A``: ``a`` the power of two nearest ``max|H| / max|J|``; ones without KKT rows."""
+    """``d`` (ones, then a scale per constraint row) balancing the dense KKT matrix ``A``
+    (:func:`_row_scales`); ones without KKT rows."""
     d = onp.ones(A.shape[0])
     n = A.shape[0] - p
     if p and n > 0:
-        h, j = float(onp.max(onp.abs(A[:n, :n]))), float(onp.max(onp.abs(A[n:, :n])))
-        if h > 0 and j > 0 and onp.isfinite(h / j):
-            d[n:] = float(onp.ldexp(1.0, int(onp.round(onp.log2(h / j)))))
+        d[n:] = _row_scales(float(onp.max(onp.abs(A[:n, :n]))), A[n:, :n])
     return d
 
 
 def _kkt_balanced(system):
     """For a symmetric KKT system ``[[H, J^T], [J, 0]]`` whose blocks differ in scale (``f``
-    x 1e4 against constraints of scale 1): ``(D A D, d)`` with ``D = diag(1, ..., 1, a, ...,
-    a)``, ``a`` the power of two nearest ``|H| / |J|`` (one product with ``H``, ``p`` with
-    ``J``; cached). A Krylov solve's residual on the unbalanced matrix is dominated by the
-    larger block, so the constraint rows could be left unsolved at a small total residual
-    (a derivative wrong by 1e-4 at f x 1e4 with MINRES). ``None`` when balanced already."""
+    x 1e4 against constraints of scale 1, or constraints in different units):
+    ``(D A D, d)`` with ``D = diag(1, ..., 1, a_1, ..., a_p)``, one power of two per
+    constraint row (:func:`_row_scales`; one product with ``H``, ``p`` with ``J``; cached).
+    A Krylov solve's residual on the unbalanced matrix is dominated by the larger block, so
+    constraint rows could be left unsolved at a small total residual (a derivative wrong by
+    1e-4 at f x 1e4 with MINRES). ``None`` when balanced already."""
     p = system.kkt_rows
     if not p or not system.symmetric or system.n <= p:
         return None
@@ -690,11 +701,10 @@ def _kkt_balanced(system):
         h = float(onp.max(onp.abs(system.apply(onp.concatenate([v, onp.zeros(p)]))[:n])))
         h /= float(onp.max(onp.abs(v)))
         J = onp.stack([system.apply(onp.concatenate([onp.zeros(n), e]))[:n] for e in onp.eye(p)])
-        j = float(onp.max(onp.abs(J)))
+        scales = _row_scales(h, J)
         out = None
-        if h > 0 and j > 0 and onp.isfinite(h / j) and not 0.5 <= h / j <= 2.0:
-            a = float(onp.ldexp(1.0, int(onp.round(onp.log2(h / j)))))
-            d = onp.concatenate([onp.ones(n), onp.full(p, a)])
+        if onp.any((scales < 0.5) | (scales > 2.0)):
+            d = onp.concatenate([onp.ones(n), scales])
             inner = LinearSystem(
                 system.n,
                 lambda z: d * system.apply(d * z),

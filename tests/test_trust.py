@@ -973,3 +973,74 @@ def test_lstsq_with_constraints_and_a_tiny_objective(c):
         )
     )(1.3)
     assert onp.allclose(J, [0.5, 0.5, 0.0], atol=1e-10)
+
+
+@pytest.mark.parametrize("c", [1e-200, 1e155])
+@pytest.mark.parametrize("solver", ["minres", "gmres"])
+def test_balanced_kkt_right_hand_side_is_normalised(c, solver):
+    """Balancing formed D b after b's normalisation: with b only in the constraint rows its
+    norm underflowed (a zero derivative, 'converged') or overflowed (hostile review)."""
+
+    def f(x_, y):
+        return c * 0.5 * anp.sum(y**2)
+
+    def F(x_):
+        return al.argmin(
+            f,
+            x_,
+            onp.zeros(4),
+            eq=lambda a, y: anp.array([anp.sum(y) - a]),
+            solver=solver,
+            forward=lambda f_, a, y0: onp.full(4, a / 4),
+        )
+
+    assert onp.allclose(make_jvp(F)(1.0)(1.0)[1], 0.25, rtol=1e-8)
+
+
+@pytest.mark.parametrize("solver", ["minres", "gmres"])
+def test_constraints_in_different_units(solver):
+    """Two constraints scaled by 1e-3 and 1e3: one balancing factor for both shrank the small
+    one further (MINRES 2.5e-4 wrong; hostile review); one factor per row now."""
+    n = 8
+    rng = onp.random.default_rng(0)
+    d = onp.linspace(1.0, 3.0, n)
+    A1, A2 = rng.standard_normal(n), rng.standard_normal(n)
+    x = onp.concatenate([onp.linspace(1.0, 2.0, n), [0.3, 0.6]])
+    A = onp.stack([A1, A2])
+    K = onp.block([[onp.diag(d), A.T], [A, onp.zeros((2, 2))]])
+    ys, J = onp.linalg.solve(K, x)[:n], onp.linalg.inv(K)[:n, :]
+
+    def f(x_, y):
+        return 0.5 * anp.sum(d * y**2) - anp.dot(x_[:n], y)
+
+    def eq(x_, y):
+        return anp.array([1e-3 * (anp.dot(A1, y) - x_[n]), 1e3 * (anp.dot(A2, y) - x_[n + 1])])
+
+    prob = al.problem_for(f, onp.zeros(n), eq=eq, solver=solver, forward=lambda f_, xx, yy: ys)
+    assert onp.allclose(prob.jacobian(x, ys), J, rtol=1e-8, atol=1e-10)
+
+
+def test_solve_check_allows_the_rounding_of_an_ill_conditioned_product():
+    """lstsq, a correct hessp, condition 3e10 accepted by Certify(rcond=1e-12): the check
+    of each solve raised HessianMismatchError (1.5e-6) on rounding alone (hostile review)."""
+    n = 10
+    for seed in range(3):
+        rng = onp.random.default_rng(seed)
+        Q = onp.linalg.qr(rng.standard_normal((n, n)))[0]
+        dd = onp.logspace(0, -onp.log10(3e10), n)
+        H = 0.5 * ((Q * dd) @ Q.T + ((Q * dd) @ Q.T).T)
+
+        def f(x_, y, H=H):
+            return 0.5 * anp.dot(y, anp.dot(H, y)) - anp.dot(x_, y)
+
+        x = H @ rng.standard_normal(n)
+        ys = onp.linalg.pinv(H, rcond=1e-14) @ x
+        sol = al.Unconstrained(
+            f,
+            onp.zeros(n),
+            solver="lstsq",
+            certify=al.Certify(rcond=1e-12),
+            hessp=lambda a, b, v, dd=dd, Q=Q: Q @ (dd * (Q.T @ v)),
+        ).at(x, ys)
+        g = sol.vjp(Q[:, -1])
+        assert onp.allclose(g, onp.linalg.pinv(H, rcond=1e-14) @ Q[:, -1], rtol=1e-5)
