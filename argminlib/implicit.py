@@ -282,10 +282,13 @@ def _same_point(x, z, x0, z0):
     """Whether ``(x, z)`` has the values of ``(x0, z0)`` (untraced)."""
     if x is x0 and z is z0:
         return True
-    try:
-        a, b = flatten(x)[0], flatten(x0)[0]
-    except TypeError:
-        return False
+    if isinstance(x, (onp.ndarray, float)) and isinstance(x0, (onp.ndarray, float)):
+        a, b = onp.asarray(x).reshape(-1), onp.asarray(x0).reshape(-1)  # (flatten is slow)
+    else:
+        try:
+            a, b = flatten(x)[0], flatten(x0)[0]
+        except TypeError:
+            return False
     za = onp.asarray(z).reshape(-1)
     return a.shape == b.shape and onp.array_equal(a, b) and onp.array_equal(za, z0)
 
@@ -341,6 +344,7 @@ class Solution:
         self.F, self.x, self.z, self.n, self.sign = F, self.lin.x, self.lin.z, self.lin.n, sign
         self.log = []
         self._x_products = None
+        self._solve_checked = False  # a solve with the user's Hessian checked (see vjp)
         self.op = _Operator(F, self.lin.system, self.solver, self.log)
         self.solver.validate(self.lin.system)
         self.certificate = None
@@ -372,8 +376,9 @@ class Solution:
         """The user's Hessian against autograd's products (one each): with a factorising
         solver, the residual of one solve ``A w = b`` for a random ``b`` (the probe the
         certificate may have solved already); otherwise at a random vector and along the
-        certificate's lowest-curvature direction, if it has one. Every solve is checked
-        too (:meth:`vjp` at no cost, :meth:`jvp` and :meth:`jacobian` by one product)."""
+        certificate's lowest-curvature direction, if it has one. The solves are checked
+        too (:meth:`vjp` at no cost, :meth:`jvp` and :meth:`jacobian` by one product; with
+        a Krylov solver every one, with a factorisation the first)."""
         if self.solver.factorizes and not self.solver.minimum_norm:
             # one product at w + s r: the probe's residual (low curvature) and a random
             # vector r (high curvature) at once, s making both parts the same size
@@ -489,7 +494,8 @@ class Solution:
         ``A^T``). Traceable: pass the traced ``x`` to differentiate the result again (``z``:
         the solution's value, as the primitive returned it).
 
-        With the user's Hessian, a plain VJP also checks its adjoint solve
+        With the user's Hessian, a plain VJP also checks its adjoint solve (with a
+        factorisation only the first solve)
         ``w = A^{-T} u`` against autograd: the backward pass that gives ``w^T B`` gives the
         product of ``A`` and ``w`` with it."""
         x = self.x if x is None else traceable(x)
@@ -505,12 +511,21 @@ class Solution:
         autograd's product with ``w``, from the joint backward pass that also gives
         ``w^T B`` (returned for :meth:`vjp`, else ``None``). A wrong user Hessian along the
         directions that matter to this derivative changes ``w`` most, so this weighs them;
-        every plain solve at this solution's point is checked (a VJP at no cost, a JVP or a
-        Jacobian at one product), since each may need other directions. A minimum-norm
+        with a Krylov solver every plain solve at this solution's point is checked (a VJP at
+        no cost, a JVP or a Jacobian at one product), since each may need other directions;
+        with a factorisation, already checked at the solution along a random right-hand
+        side (see :meth:`_check_user_hessian`), the first one only. A minimum-norm
         solver's ``w`` need not solve ``A w = b`` (``b`` off the range): its user product
         ``A w`` is compared instead."""
         user = getattr(self.lin, "user_hessian", None)
-        if user is None or is_traced((x, z, w)) or not _same_point(x, z, self.x, self.z):
+        if user is None or is_traced((x, z, w)):
+            return None
+        if self.solver.factorizes and not self.solver.minimum_norm and self._solve_checked:
+            # a factorisation was checked at the solution by the residual of a solve with a
+            # random right-hand side, which sees an error of the matrix in any direction;
+            # its first solve here too, then no more (a Jacobian's n VJPs stay cheap)
+            return None
+        if not _same_point(x, z, self.x, self.z):
             return None
         w = onp.asarray(w, dtype=float)
         gx, Aw = self.lin.joint(w)
@@ -532,12 +547,13 @@ class Solution:
         else:
             residual = self.log[-1].residual if self.log else 0.0
             user.check(w, against=b, product=Aw, rtol=max(CHECK_RTOL, 10 * residual), floor=floor)
+        self._solve_checked = True
         return gx
 
     def jvp(self, v, x=None, z=None):
         """``dz/dx v = -A^{-1} B v`` for ``v`` of the structure of ``x``: an array (n,)
         (one solve with ``A``). With the user's Hessian, a plain JVP also checks its solve
-        against autograd (one product)."""
+        against autograd (one product; with a factorisation only the first solve)."""
         x = self.x if x is None else traceable(x)
         z = self.z if z is None else z
         b = -self.x_products(x, z).jvp(v)

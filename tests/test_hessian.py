@@ -474,3 +474,23 @@ def test_minimum_norm_checks_the_users_product_not_the_residual():
     prob = al.Unconstrained(f, onp.zeros(5), solver="lstsq", hessp=lambda x_, y, v: wrong * v)
     with pytest.raises(al.HessianMismatchError):
         prob.vjp(x, onp.append(x / d4, 0.0), onp.array([0, 1.0, 0, 0, 1.0]))
+
+
+def test_factorised_user_hessian_is_checked_in_every_direction_at_the_solution():
+    """A factorising solver checks only its first derivative solve (so a Jacobian's n VJPs
+    stay cheap): the check at the solution, the residual of a solve with a random right-hand
+    side, must see an error along any direction, e.g. the e_5 that a random vector misses."""
+    n = 20
+    d = 1e3 * onp.ones(n)
+    d[0], d[5] = 5e-4, 6e-4
+    wrong = d.copy()
+    wrong[5] = 9e-4
+
+    def f(x, y):
+        return 0.5 * anp.sum(d * y**2) - anp.dot(x, y)
+
+    for solver in ("dense", "cholesky"):
+        with pytest.raises(al.HessianMismatchError):
+            al.Unconstrained(f, onp.zeros(n), solver=solver, hessp=lambda x_, y, v: wrong * v).at(
+                onp.ones(n), onp.ones(n) / d
+            )
