@@ -423,12 +423,10 @@ def test_user_hessian_check_is_not_fooled_by_a_nan_autograd_hessian():
                 )
 
 
-@pytest.mark.parametrize("solver", ["cg", "minres"])
-def test_every_solve_with_a_user_hessp_is_checked(solver):
-    """Only the first solve of a Solution was checked: a hessp wrong along e_5 (a low but
-    not the lowest curvature) passed a JVP along e_0, and the JVP along e_5, the VJP, the
-    Jacobian (Solution.jacobian, autograd.jacobian) came back 33% wrong (hostile review)."""
-    n = 20
+def _wrong_along_e5(n=20):
+    """``f = 1/2 sum d y^2 - x.y`` with low curvatures 5e-4 (e_0) and 6e-4 (e_5), the rest
+    1e3, and the diagonal of a hessp wrong along e_5 only (9e-4): a random vector misses it,
+    and it is not the lowest direction."""
     d = 1e3 * onp.ones(n)
     d[0], d[5] = 5e-4, 6e-4
     wrong = d.copy()
@@ -436,6 +434,16 @@ def test_every_solve_with_a_user_hessp_is_checked(solver):
 
     def f(x, y):
         return 0.5 * anp.sum(d * y**2) - anp.dot(x, y)
+
+    return n, d, f, wrong
+
+
+@pytest.mark.parametrize("solver", ["cg", "minres"])
+def test_every_solve_with_a_user_hessp_is_checked(solver):
+    """Only the first solve of a Solution was checked: a hessp wrong along e_5 (a low but
+    not the lowest curvature) passed a JVP along e_0, and the JVP along e_5, the VJP, the
+    Jacobian (Solution.jacobian, autograd.jacobian) came back 33% wrong (hostile review)."""
+    n, d, f, wrong = _wrong_along_e5()
 
     x, e = onp.ones(n), onp.eye(n)
     prob = al.Unconstrained(f, onp.zeros(n), solver=solver, hessp=lambda x_, y, v: wrong * v)
@@ -480,14 +488,7 @@ def test_factorised_user_hessian_is_checked_in_every_direction_at_the_solution()
     """A factorising solver checks only its first derivative solve (so a Jacobian's n VJPs
     stay cheap): the check at the solution, the residual of a solve with a random right-hand
     side, must see an error along any direction, e.g. the e_5 that a random vector misses."""
-    n = 20
-    d = 1e3 * onp.ones(n)
-    d[0], d[5] = 5e-4, 6e-4
-    wrong = d.copy()
-    wrong[5] = 9e-4
-
-    def f(x, y):
-        return 0.5 * anp.sum(d * y**2) - anp.dot(x, y)
+    n, d, f, wrong = _wrong_along_e5()
 
     for solver in ("dense", "cholesky"):
         with pytest.raises(al.HessianMismatchError):
