@@ -18,9 +18,8 @@ is compared with autograd's Hessian-vector products: with a
 factorising solver by one product carrying the residual of one solve with a seeded random
 right-hand side and a seeded random vector,
 otherwise at a seeded random vector and along the certificate's lowest-curvature direction;
-and the solves (with a Krylov solver every one, with a factorisation the first; an
-adjoint solve of reverse mode at no cost, a JVP or a Jacobian by one product) are checked
-as well. If they disagree,
+and every solve (an adjoint solve of reverse mode at no cost, a JVP or a Jacobian by one
+product) is checked as well. If they disagree,
 :class:`HessianMismatchError` says which argument is wrong.
 """
 

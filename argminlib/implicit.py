@@ -344,7 +344,6 @@ class Solution:
         self.F, self.x, self.z, self.n, self.sign = F, self.lin.x, self.lin.z, self.lin.n, sign
         self.log = []
         self._x_products = None
-        self._solve_checked = False  # a solve with the user's Hessian checked (see vjp)
         self.op = _Operator(F, self.lin.system, self.solver, self.log)
         self.solver.validate(self.lin.system)
         self.certificate = None
@@ -377,8 +376,8 @@ class Solution:
         solver, the residual of one solve ``A w = b`` for a random ``b`` (the probe the
         certificate may have solved already); otherwise at a random vector and along the
         certificate's lowest-curvature direction, if it has one. The solves are checked
-        too (:meth:`vjp` at no cost, :meth:`jvp` and :meth:`jacobian` by one product; with
-        a Krylov solver every one, with a factorisation the first)."""
+        too, every one (:meth:`vjp` at no cost, :meth:`jvp` and :meth:`jacobian` by one
+        product)."""
         if self.solver.factorizes and not self.solver.minimum_norm:
             # one product at w + s r: the probe's residual (low curvature) and a random
             # vector r (high curvature) at once, s making both parts the same size
@@ -494,8 +493,7 @@ class Solution:
         ``A^T``). Traceable: pass the traced ``x`` to differentiate the result again (``z``:
         the solution's value, as the primitive returned it).
 
-        With the user's Hessian, a plain VJP also checks its adjoint solve (with a
-        factorisation only the first solve)
+        With the user's Hessian, a plain VJP also checks its adjoint solve
         ``w = A^{-T} u`` against autograd: the backward pass that gives ``w^T B`` gives the
         product of ``A`` and ``w`` with it."""
         x = self.x if x is None else traceable(x)
@@ -511,19 +509,14 @@ class Solution:
         autograd's product with ``w``, from the joint backward pass that also gives
         ``w^T B`` (returned for :meth:`vjp`, else ``None``). A wrong user Hessian along the
         directions that matter to this derivative changes ``w`` most, so this weighs them;
-        with a Krylov solver every plain solve at this solution's point is checked (a VJP at
-        no cost, a JVP or a Jacobian at one product), since each may need other directions;
-        with a factorisation, already checked at the solution along a random right-hand
-        side (see :meth:`_check_user_hessian`), the first one only. A minimum-norm
+        every plain solve at this solution's point is checked (a VJP at no cost, a JVP or a
+        Jacobian at one product), since each may need other directions: the check at the
+        solution sees an error along a direction only in proportion to its random vectors'
+        components there. A minimum-norm
         solver's ``w`` need not solve ``A w = b`` (``b`` off the range): its user product
         ``A w`` is compared instead."""
         user = getattr(self.lin, "user_hessian", None)
         if user is None or is_traced((x, z, w)):
-            return None
-        if self.solver.factorizes and not self.solver.minimum_norm and self._solve_checked:
-            # a factorisation was checked at the solution by the residual of a solve with a
-            # random right-hand side, which sees an error of the matrix in any direction;
-            # its first solve here too, then no more (a Jacobian's n VJPs stay cheap)
             return None
         if not _same_point(x, z, self.x, self.z):
             return None
@@ -547,13 +540,12 @@ class Solution:
         else:
             residual = self.log[-1].residual if self.log else 0.0
             user.check(w, against=b, product=Aw, rtol=max(CHECK_RTOL, 10 * residual), floor=floor)
-        self._solve_checked = True
         return gx
 
     def jvp(self, v, x=None, z=None):
         """``dz/dx v = -A^{-1} B v`` for ``v`` of the structure of ``x``: an array (n,)
         (one solve with ``A``). With the user's Hessian, a plain JVP also checks its solve
-        against autograd (one product; with a factorisation only the first solve)."""
+        against autograd (one product)."""
         x = self.x if x is None else traceable(x)
         z = self.z if z is None else z
         b = -self.x_products(x, z).jvp(v)

@@ -69,8 +69,8 @@ def test_iterations_and_jacobian_cost():
     rows = bench.iterations(Chain(200))
     assert rows["cg, ILU (hess_sparsity)"][0] <= 2  # the ILU of a tridiagonal matrix is exact
     assert rows["cg"][0] > rows["cg, ILU (hess_sparsity)"][0]
-    one, t_jac, err = bench.jacobian_cost(1, n=60)
-    assert err < 1e-10
+    one, t_jac, err, t_auto = bench.jacobian_cost(1, n=60)
+    assert err < 1e-10 and t_auto > 0
     text = bench.targets({"chain": [], "ridge": []}, 12.0)
     assert "met" in text
     # a missed target is told apart: below autograd's least (out of reach) or not
