@@ -348,8 +348,7 @@ def _kkt_parts(system):
     if not p:
         return system.apply, 0, n, None
     if "kkt-rowspace" not in system.cache:
-        J = onp.stack([system.apply(onp.concatenate([onp.zeros(n), e]))[:n] for e in onp.eye(p)])
-        _, sv, Vt = onp.linalg.svd(J)
+        _, sv, Vt = onp.linalg.svd(system.kkt_jacobian())
         tiny = 1e-10 * max(sv[0], onp.finfo(float).tiny) if sv.size else 0.0
         rank = int(onp.sum(sv > tiny))
         if rank < p:

@@ -210,6 +210,17 @@ class LinearSystem:
         M = self.cache["matrix"]
         return M.T if self.transposed else M
 
+    def kkt_jacobian(self):
+        """For a KKT system (``kkt_rows = p``): the constraint Jacobian ``J`` (``p x n``), read
+        off ``p`` products with ``[0; e_i]`` once and cached (shared by the certificate, the
+        null-space solver and the Krylov solvers' balancing)."""
+        if "kkt-J" not in self.cache:
+            p = self.kkt_rows
+            n = self.n - p
+            rows = [self.apply(onp.concatenate([onp.zeros(n), e]))[:n] for e in onp.eye(p)]
+            self.cache["kkt-J"] = onp.stack(rows) if p else onp.zeros((0, n))
+        return self.cache["kkt-J"]
+
     def apply(self, v):
         """``A v`` as a float array, checked finite."""
         return _as_vector(self.matvec(v), self.n)
@@ -700,8 +711,7 @@ def _kkt_balanced(system):
         v = random_vector(n, 3)
         h = float(onp.max(onp.abs(system.apply(onp.concatenate([v, onp.zeros(p)]))[:n])))
         h /= float(onp.max(onp.abs(v)))
-        J = onp.stack([system.apply(onp.concatenate([onp.zeros(n), e]))[:n] for e in onp.eye(p)])
-        scales = _row_scales(h, J)
+        scales = _row_scales(h, system.kkt_jacobian())
         out = None
         if onp.any((scales < 0.5) | (scales > 2.0)):
             d = onp.concatenate([onp.ones(n), scales])
@@ -905,10 +915,8 @@ class NullSpace(LinearSolver):
 
     def _basis(self, system):
         if "nullspace" not in system.cache:
-            p, n = system.kkt_rows, system.n - system.kkt_rows
-            J = onp.stack(
-                [system.apply(onp.concatenate([onp.zeros(n), e]))[:n] for e in onp.eye(p)]
-            )
+            p = system.kkt_rows
+            J = system.kkt_jacobian()
             U, sv, Vt = onp.linalg.svd(J)
             rank = int(onp.sum(sv > self.rcond * max(sv[0], onp.finfo(float).tiny)))
             if rank < p:
