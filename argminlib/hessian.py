@@ -168,7 +168,7 @@ class _AtPoint:
     def _sparse_product(self, v):
         return self._recover() @ v
 
-    def check(self, v=None, against=None, product=None, rtol=CHECK_RTOL, floor=0.0):
+    def check(self, v=None, against=None, product=None, rtol=CHECK_RTOL, norm_a=0.0):
         """Compare with autograd's product at ``v`` (default: a seeded random vector).
 
         A random vector mostly sees the large eigenvalues; :class:`argminlib.Solution`
@@ -178,11 +178,14 @@ class _AtPoint:
         most) and sees any error of the matrix for a random ``b``; otherwise a random vector
         and the certificate's lowest-curvature direction. In reverse mode the adjoint solve
         is checked the same way at no cost (``product``: autograd's ``A v``, already
-        computed). ``floor``: a least scale of the comparison, for a direction whose true
-        product is at rounding level (a null direction of a singular matrix).
+        computed).
 
-        Raises :class:`HessianMismatchError` when they differ (beyond what the rounding of
-        ``v`` explains, for a ``v`` near the subnormal range), and
+        Differences that rounding explains are not mismatches: that of either product,
+        about ``eps |A| |v| sqrt(n)`` (``norm_a``: an estimate of ``|A|``, e.g. the
+        certificate's largest eigenvalue; it matters for ``v`` of low curvature at a high
+        condition number, or along a null direction of a singular matrix), and that of the
+        entries of a ``v`` near the subnormal range. Raises :class:`HessianMismatchError`
+        when they differ by more, and
         :class:`~argminlib.NonFiniteError` when autograd's own product is not finite."""
         if v is None:
             v = random_vector(self.n, 12345)
@@ -200,14 +203,16 @@ class _AtPoint:
         # any size (1e300, 1e-300) neither overflow nor underflow
         ref = got if against is not None else want
         big = float(onp.max(onp.abs(ref), initial=0.0))
+        v = onp.asarray(v, dtype=float)
         vmax = float(onp.max(onp.abs(v), initial=0.0))
-        if against is not None and vmax > 0:
-            # entries of v near the subnormal range carry few bits: their rounding (spacing
-            # 5e-324) changes A v by about |A| 5e-324 sqrt(n), so no smaller difference
-            # means anything (a solve for a subnormal cotangent)
-            spacing = float(onp.nextafter(0.0, 1.0))
-            noise = float(onp.max(onp.abs(want), initial=0.0)) / vmax * spacing
-            floor = max(floor, noise * onp.sqrt(self.n) / rtol)
+        floor = 0.0  # the size of a difference that rounding explains
+        if vmax > 0:
+            vnorm = vmax * float(onp.linalg.norm(v / vmax))
+            noise = onp.finfo(float).eps * float(norm_a) * vnorm  # rounding of the products
+            if against is not None:  # entries of v near the subnormal range (spacing 5e-324)
+                spacing = float(onp.nextafter(0.0, 1.0))
+                noise += float(onp.max(onp.abs(want), initial=0.0)) / vmax * spacing
+            floor = 10 * onp.sqrt(self.n) * noise / rtol
         big = max(big, floor, float(onp.finfo(float).tiny))
         scale = max(float(onp.linalg.norm(ref / big)), floor / big, 1e-300)
         diff = float(onp.linalg.norm(got / big - want / big)) / scale

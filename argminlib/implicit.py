@@ -389,12 +389,16 @@ class Solution:
             return
         user.check()
         direction = getattr(self.certificate, "direction", None)
-        if direction is not None:
-            floor = 0.0
-            if self.solver.minimum_norm:  # the direction may be a null one: its product is
-                c = self.certificate  # rounding noise, compared with the matrix's scale
-                floor = onp.sqrt(onp.finfo(float).eps) * max(abs(c.lowest), abs(c.highest))
-            user.check(onp.asarray(direction, dtype=float), floor=floor)
+        if direction is not None:  # low curvature (a null direction with a minimum-norm
+            # solver): its product may be at the rounding level of |A|
+            user.check(onp.asarray(direction, dtype=float), norm_a=self._norm_a())
+
+    def _norm_a(self):
+        """``|A|`` as the certificate estimates it (its largest |eigenvalue|), or 0: the
+        scale of the rounding the user-Hessian checks allow for."""
+        c = self.certificate
+        big = max(abs(c.lowest), abs(c.highest)) if c is not None else 0.0
+        return big if onp.isfinite(big) else 0.0
 
     def x_products(self, x=None, z=None):
         """Products with ``B = dF/dx`` at ``(x, z)``. At this solution's own numeric point
@@ -522,24 +526,12 @@ class Solution:
             return None
         w = onp.asarray(w, dtype=float)
         gx, Aw = self.lin.joint(w)
-        # the rounding of either product, about eps |A| |w| sqrt(n), is no mismatch: at a
-        # high condition number it exceeds CHECK_RTOL |A w| (w along low curvature)
-        c = self.certificate
-        big = max(abs(c.lowest), abs(c.highest)) if c is not None else 0.0
-        floor = 0.0
-        if onp.isfinite(big) and big > 0:
-            wmax = float(onp.max(onp.abs(w), initial=0.0))
-            noise = (
-                onp.finfo(float).eps * big * wmax * float(onp.linalg.norm(w / wmax))
-                if wmax
-                else 0.0
-            )
-            floor = 10 * onp.sqrt(self.n) * noise / CHECK_RTOL
         if self.solver.minimum_norm:
-            user.check(w, against=user.matvec(w), product=Aw, floor=floor)
+            user.check(w, against=user.matvec(w), product=Aw, norm_a=self._norm_a())
         else:
             residual = self.log[-1].residual if self.log else 0.0
-            user.check(w, against=b, product=Aw, rtol=max(CHECK_RTOL, 10 * residual), floor=floor)
+            rtol = max(CHECK_RTOL, 10 * residual)
+            user.check(w, against=b, product=Aw, rtol=rtol, norm_a=self._norm_a())
         return gx
 
     def jvp(self, v, x=None, z=None):
@@ -562,13 +554,14 @@ class Solution:
         B = self.x_products()
         eye = onp.eye(self.n)
         rows = onp.stack([flatten(B.vjp(e))[0] for e in eye]) if self.n else onp.zeros((0, m))
-        g = random_vector(m if (m <= self.n or self.solver.factorizes) else self.n, 7)
         if m <= self.n or self.solver.factorizes:
+            g = random_vector(m, 7)
             J = onp.asarray(self.op.solve(-rows.reshape(self.n, m)), dtype=float)
             # a user Hessian: every column checked at once, along a random combination
             self._check_solve(self.x, self.z, J @ g, -(rows.reshape(self.n, m) @ g))
             return J
         W = self.op.T.solve(-eye)
+        g = random_vector(self.n, 7)
         self._check_solve(self.x, self.z, W @ g, -g)  # (symmetric A with a user Hessian)
         return W.T @ rows  # row i of J is -(A^{-T} e_i)^T B
 
