@@ -644,10 +644,10 @@ class _Krylov(LinearSolver):
                 scale = float(onp.max(onp.abs(system.apply(b)))) / float(onp.max(onp.abs(b)))
                 if onp.isfinite(scale) and scale > 0 and not 1e-8 <= scale <= 1e8:
                     a = float(onp.ldexp(1.0, int(onp.round(onp.log2(scale)))))
-                    run = LinearSystem(
+                    run = LinearSystem(  # (the runs take products with A only)
                         system.n,
                         lambda v, a=a: system.apply(v) / a,
-                        symmetric=True,
+                        symmetric=system.symmetric,
                         sign=system.sign,
                         name=system.name,
                     )
