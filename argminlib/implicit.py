@@ -356,6 +356,10 @@ class Solution:
             raise
         if user is not None:
             self._check_user_hessian(user)
+        c = self.certificate
+        if c is not None and sign and not kkt_rows:  # Krylov solves bound their error by it
+            lam = c.bound if c.bound is not None else c.smallest
+            self.lin.system.certify_curvature(lam, c.condition)
 
     def _certify(self, direction):
         by_factor = getattr(self.solver, "certificate", None)

@@ -68,7 +68,10 @@ class SolveInfo:
     right-hand sides; ``ritz``: ``(lowest, highest)`` Ritz values of ``A`` from CG's own
     Lanczos coefficients (unpreconditioned CG only), else ``None``; ``certificate``: the
     :class:`argminlib.Certificate` of the second-order conditions at the solution, attached
-    by the problem (``None`` when certification was switched off).
+    by the problem (``None`` when certification was switched off); ``error``: for a
+    Krylov solve of a certified definite system, the bound ``||A w - b|| / (lam ||w||)``
+    on the relative error of ``w`` (``lam``: the certificate's lower bound on the
+    smallest curvature; largest over merged solves), else ``None``.
     """
 
     method: str
@@ -78,12 +81,14 @@ class SolveInfo:
     solves: int = 1
     ritz: tuple | None = None
     certificate: object = None
+    error: float | None = None
 
     def merge(self, other: SolveInfo) -> SolveInfo:
         """Combine the outcomes of two solves with the same solver."""
         ritz = self.ritz or other.ritz
         if self.ritz and other.ritz:
             ritz = (min(self.ritz[0], other.ritz[0]), max(self.ritz[1], other.ritz[1]))
+        errors = [e for e in (self.error, other.error) if e is not None]
         return SolveInfo(
             self.method,
             self.iterations + other.iterations,
@@ -92,6 +97,7 @@ class SolveInfo:
             self.solves + other.solves,
             ritz,
             self.certificate or other.certificate,
+            max(errors) if errors else None,
         )
 
     def with_certificate(self, certificate) -> SolveInfo:
@@ -150,6 +156,17 @@ class LinearSystem:
         self.cache = {}  # shared with the transposed view: factorisations, the dense matrix
         if assembled is not None:
             self.cache["assembled-by"] = assembled
+
+    def certify_curvature(self, lam, condition):
+        """Record what a certificate established: every eigenvalue of ``sign * A`` is at
+        least ``lam > 0``, and ``A``'s condition is ``condition``. Krylov solves then bound
+        the error of their answers (see :class:`CG`)."""
+        if lam > 0 and onp.isfinite(lam) and not self.kkt_rows and self.sign:
+            self.cache["curvature"] = (float(lam), float(condition))
+
+    def certified_curvature(self):
+        """``(lam, condition)`` recorded by :meth:`certify_curvature`, or ``None``."""
+        return self.cache.get("curvature")
 
     @property
     def T(self) -> LinearSystem:
@@ -550,7 +567,28 @@ class _Krylov(LinearSolver):
     ``||b||`` so that a loose absolute tolerance can never accept ``w = 0``. If scipy stops
     early on its own residual estimate, the solve restarts from its answer with a tighter
     internal tolerance (at most three times).
+
+    A small residual does not make an accurate ``w``: ``w`` errs by ``A^{-1} r``, up to
+    ``||r|| / lam`` with ``lam`` the smallest curvature, so at condition ``1e8`` a residual
+    of ``1e-4 ||b||`` can leave ``w`` wholly wrong. For a definite system certified at
+    the solution (:meth:`~argminlib.LinearSystem.certified_curvature`), the solve is
+    therefore judged by the bound ``e = ||r|| / (lam ||w||)`` on its relative error: it
+    is accepted when ``e <= max(accuracy, 1000 eps cond)``, where ``accuracy`` is
+    ``max(1e-6, 10 rtol)`` (relative to the accepted residual, ``atol`` included) and
+    ``1000 eps cond`` is what rounding allows at the certified condition; a residual
+    below the tolerance with a larger bound is tightened until the bound holds, and a
+    solve whose bound cannot be brought below it raises
+    :class:`~argminlib.LinearSolveError`. The bound is in
+    ``SolveInfo.error``.
     """
+
+    #: the relative error of a solve certified by default: ``max(ACCURACY, 10 rtol)``
+    ACCURACY = 1e-6
+    #: rounding's share: ``ROUNDING * eps * condition`` is always allowed
+    ROUNDING = 1e3
+    #: the relative error allowed for this solver's solves (``None``: ``ACCURACY`` or
+    #: ``10 rtol``); the Newton step of the acceptance test asks for ``1e-3`` only
+    accuracy = None
 
     def __init__(self, rtol=1e-10, atol=0.0, maxiter=None, preconditioner="auto"):
         cls = type(self).__name__
@@ -597,11 +635,17 @@ class _Krylov(LinearSolver):
         return solver
 
     def loosened(self, rtol):
-        if rtol <= self.rtol:
-            return self
         solver = copy.copy(self)
-        solver.rtol = float(rtol)
+        solver.rtol = max(self.rtol, float(rtol))
+        solver.accuracy = 1e-3  # a few correct digits (the Newton step of the acceptance)
         return solver
+
+    def _allowed_error(self, relative_target, condition):
+        """The relative error a solve must be certified below (see the class)."""
+        accuracy = self.accuracy
+        if accuracy is None:
+            accuracy = max(self.ACCURACY, 10 * relative_target)
+        return max(accuracy, self.ROUNDING * onp.finfo(float).eps * condition)
 
     def _solve(self, system, b):
         balanced = _kkt_balanced(system)
@@ -616,7 +660,10 @@ class _Krylov(LinearSolver):
         M = _preconditioner(self.preconditioner, system.n, system)
         w, rtol, iters, ritz, res, code = None, self.rtol, 0, None, onp.inf, 0
         run, run_M, a, rescaled = system, M, 1.0, False
-        for _ in range(4):
+        curvature = system.certified_curvature()  # (lam, condition) or None
+        allowed = None if curvature is None else self._allowed_error(target / nb, curvature[1])
+        error, accepted, tightened = None, False, False
+        for _ in range(6):
             try:
                 # the run solves (A / a) w' = b, w' = a w (a = 1 unless rescaled below)
                 w, code, k, ritz = self._run(
@@ -632,7 +679,18 @@ class _Krylov(LinearSolver):
             iters += k
             finite = bool(onp.all(onp.isfinite(w)))
             res = float(onp.linalg.norm(system.apply(w) - b)) if finite else onp.inf
-            if res <= 10 * target:
+            if curvature is not None and finite:
+                error = _error_bound(res, w, curvature[0])
+                if error <= allowed:  # w certified accurate enough, whatever the residual
+                    accepted = True
+                    break
+                if res <= 10 * target:  # the residual asked for, not the accuracy: tighten
+                    target *= 0.25 * allowed / error
+                    tightened = True
+                    rtol = min(rtol, target / nb)
+                    continue
+            elif res <= 10 * target:
+                accepted = True
                 break
             if not finite:
                 w = None  # not a start for the rerun below
@@ -661,7 +719,18 @@ class _Krylov(LinearSolver):
             if code != 0:  # scipy gave up (maxiter, breakdown): tightening will not help
                 break
             rtol *= 1e-2
-        info = SolveInfo(self.name, iters, res / nb, res <= 10 * target, 1, ritz)
+        info = SolveInfo(self.name, iters, res / nb, accepted, 1, ritz, error=error)
+        if not accepted and tightened:
+            raise LinearSolveError(
+                f"{self.name.upper()} stopped at relative residual {res / nb:.1e} on the "
+                f"{system.name} system ({iters} iterations, code {code}); with its certified "
+                f"smallest curvature {curvature[0]:.1e} (condition {curvature[1]:.1e}) that "
+                f"bounds the relative error of the solution only by {error:.1e} > "
+                f"{allowed:.0e}, so the derivative cannot be certified (a residual within "
+                "rtol is not enough at this condition). Raise maxiter, pass a "
+                "preconditioner, or use solver='dense' (or 'sparse' with hess_sparsity=).",
+                info=info,
+            )
         if not info.converged:
             raise LinearSolveError(
                 f"{self.name.upper()} did not converge on the {system.name} system: "
@@ -671,6 +740,16 @@ class _Krylov(LinearSolver):
                 info=info,
             )
         return w, info
+
+
+def _error_bound(res, w, lam):
+    """``res / (lam ||w||)``: a bound on the relative error of ``w`` when ``res`` is its
+    residual norm and ``lam`` the smallest curvature (``inf`` for ``w = 0``)."""
+    big = float(onp.max(onp.abs(w), initial=0.0))
+    if big == 0:
+        return 0.0 if res == 0 else onp.inf
+    nw = big * float(onp.linalg.norm(w / big))  # (entries of 1e-200 square to 0)
+    return res / nw / lam
 
 
 def _row_scales(h, J):

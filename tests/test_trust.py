@@ -1044,3 +1044,71 @@ def test_solve_check_allows_the_rounding_of_an_ill_conditioned_product():
         ).at(x, ys)
         g = sol.vjp(Q[:, -1])
         assert onp.allclose(g, onp.linalg.pinv(H, rcond=1e-14) @ Q[:, -1], rtol=1e-5)
+
+
+# --- a small residual is not an accurate derivative (session 4) --------------------------------
+
+
+def _stiff(cond, n=20):
+    """``f = 1/2 y^T H y - x^T y`` with eigenvalues from 1 down to ``1/cond``; returns
+    ``(f, hess, Q, H^-1)`` (``Q``: the eigenvectors, highest curvature first)."""
+    Q = onp.linalg.qr(onp.random.default_rng(1).standard_normal((n, n)))[0]
+    H = (Q * onp.logspace(0, -onp.log10(cond), n)) @ Q.T
+    H = 0.5 * (H + H.T)
+    return (lambda x, y: 0.5 * anp.dot(y, anp.dot(H, y)) - anp.dot(x, y)), (lambda x, y: H), Q, H
+
+
+@pytest.mark.parametrize(
+    "solver, cond, kw",
+    [
+        (al.CG(rtol=1e-4), 1e8, "hess"),  # Jacobi-preconditioned (the exact diagonal)
+        (al.CG(rtol=1e-4), 1e4, "hess"),
+        (al.MINRES(rtol=1e-4), 1e6, "hess"),
+        (al.MINRES(rtol=1e-4), 1e4, None),
+    ],
+)
+def test_krylov_residual_within_rtol_is_not_enough_at_a_high_condition(solver, cond, kw):
+    """A residual of 1e-4 ||b|| leaves ``w`` wrong by up to ``1e-4 * condition``: a cotangent
+    along the stiffest direction gave a VJP 80% wrong (CG, condition 1e8) or 40% (MINRES,
+    condition 1e4), with the residual within rtol. The certified smallest curvature bounds
+    the error (``SolveInfo.error``); the solve is tightened until the bound is within
+    ``10 rtol`` (or ``1e-6``)."""
+    f, hess, Q, H = _stiff(cond)
+    x = onp.random.default_rng(2).standard_normal(20)
+    opts = dict(hess=hess) if kw else {}
+    sol = al.Unconstrained(f, onp.zeros(20), solver=solver, certify=al.Certify(rcond=1e-12), **opts)
+    sol = sol.at(x, onp.linalg.solve(H, x))
+    u = Q[:, 0]
+    g = sol.vjp(u)
+    want = onp.linalg.solve(H, u)
+    assert onp.linalg.norm(g - want) <= 1e-3 * onp.linalg.norm(want)
+    info = sol.info()
+    assert info.error is not None and info.error <= 10 * solver.rtol
+    assert onp.linalg.norm(sol.jvp(u) - want) <= 1e-3 * onp.linalg.norm(want)
+
+
+def test_krylov_accepts_a_stalled_residual_when_the_error_is_certified():
+    """Default CG at condition 1e8 stalled at a residual of 7e-9 > 1e-9 and raised
+    LinearSolveError, though the solution was accurate to 1e-9 (the cotangent along the
+    flattest direction): the error bound certifies it; the answer is right."""
+    f, hess, Q, H = _stiff(1e8)
+    x = onp.random.default_rng(2).standard_normal(20)
+    for opts in ({"hess": hess}, {}):
+        cert = al.Certify(rcond=1e-12)
+        sol = al.Unconstrained(f, onp.zeros(20), solver="cg", certify=cert, **opts)
+        sol = sol.at(x, onp.linalg.solve(H, x))
+        for u in (Q[:, -1], onp.random.default_rng(3).standard_normal(20)):
+            want = onp.linalg.solve(H, u)
+            assert onp.linalg.norm(sol.vjp(u) - want) <= 1e-5 * onp.linalg.norm(want)
+        assert sol.info().error <= 1e-6
+
+
+def test_krylov_error_that_cannot_be_certified_raises():
+    """With maxiter too small for the tightened residual, the solve raises and says why,
+    instead of returning the derivative its rtol-level residual allowed (40% wrong)."""
+    f, hess, Q, H = _stiff(1e4)
+    x = onp.random.default_rng(2).standard_normal(20)
+    solver = al.CG(rtol=1e-4, maxiter=12)
+    sol = al.Unconstrained(f, onp.zeros(20), solver=solver, hess=hess).at(x, onp.linalg.solve(H, x))
+    with pytest.raises(al.LinearSolveError, match="cannot be certified"):
+        sol.vjp(Q[:, 0])
