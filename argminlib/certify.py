@@ -49,9 +49,12 @@ __all__ = ["Certify", "Certificate", "certify", "as_certify", "lanczos"]
 FULL_REORTHOGONALIZATION = 2 * 10**6
 
 #: without full reorthogonalisation, Lanczos asked for its extreme Ritz vectors keeps its
-#: vectors while ``steps * dim`` stays below this (32 Mi floats, 256 MiB); past it, it drops
-#: them and repeats the run to accumulate the two Ritz vectors in ``O(dim)`` memory
-KEEP_VECTORS = 2**25
+#: vectors, in single precision, while ``steps * dim`` stays below this (64 Mi floats,
+#: 256 MiB: 67 steps at a million unknowns); past it, it drops them and repeats the run to
+#: accumulate the two Ritz vectors in ``O(dim)`` memory. The Ritz vectors serve as test
+#: directions (the user-Hessian check compares two products at the same vector), for which
+#: single precision is enough
+KEEP_VECTORS = 2**26
 
 
 @dataclass(frozen=True)
@@ -182,17 +185,18 @@ def lanczos(
     Returns ``(ritz_values, ritz_vectors, products)``, values ascending; ``ritz_vectors`` has
     a column per value with full reorthogonalisation; with the three-term recurrence it is
     ``None``, or with ``keep_vectors`` the lowest and highest Ritz vectors: from the kept
-    Lanczos vectors while ``steps * dim <= KEEP_VECTORS``, else accumulated by a second,
-    identical pass (twice the products, memory ``O(dim)``, not ``O(dim steps)``).
+    Lanczos vectors (single precision: test directions, accurate to about ``1e-7``) while
+    ``steps * dim <= KEEP_VECTORS``, else accumulated by a second, identical pass (twice
+    the products, memory ``O(dim)``, not ``O(dim steps)``).
     A NaN or inf product raises :class:`~argminlib.NonFiniteError` (``name``: the matrix,
     for the message)."""
     proj = project or (lambda v: v)
     k0 = max(0, int(steps))
     k = max(k0, int(max_steps)) if (max_steps is not None and settled is not None) else k0
     full = k * dim <= FULL_REORTHOGONALIZATION
-    # the Lanczos vectors as rows, filled in place: all with full reorthogonalisation, the
-    # last two for the three-term recurrence
-    Q = onp.empty((max(k, 1) if full else 2, dim))
+    # with full reorthogonalisation the Lanczos vectors as rows, filled in place; for the
+    # three-term recurrence the last two (references: each step makes a new vector)
+    Q = onp.empty((max(k, 1), dim)) if full else None
 
     def run(k, settled, emit=None, kept=None):
         """One pass; ``emit(j, q)`` sees each Lanczos vector, and ``kept`` (a list) keeps
@@ -202,13 +206,17 @@ def lanczos(
         previous, alpha, beta, scale = None, [], [], 0.0
         q = proj(rng.standard_normal(dim))
         q /= onp.linalg.norm(q)
+        last = []  # the three-term recurrence's previous vectors
         for j in range(k):
-            Q[j if full else j % 2] = q
+            if full:
+                Q[j] = q
+            else:
+                last = [last[-1], q] if last else [q]
             if emit is not None:
                 emit(j, q)
             if kept is not None:
                 if (j + 1) * dim <= KEEP_VECTORS:
-                    kept.append(q.copy())
+                    kept.append(q.astype(onp.float32))
                 else:  # too many to keep: drop them (the caller repeats the run instead)
                     kept.clear()
                     kept = None
@@ -228,12 +236,12 @@ def lanczos(
                 if previous is not None and settled(previous, ritz):
                     break
                 previous = ritz
-            B = Q[: j + 1] if full else Q[: min(j + 1, 2)]
+            B = Q[: j + 1] if full else last
             before = _norm(w)
             w = proj(_orthogonalize(w, B))
             b = _norm(w)
             if b < 0.7 * before:  # cancellation: Gram-Schmidt once more ("twice is enough")
-                w = proj(_orthogonalize(w, B))
+                w = proj(_orthogonalize(w, B, fresh=True))
                 b = _norm(w)
             if not onp.isfinite(b):
                 raise NonFiniteError(
@@ -243,7 +251,7 @@ def lanczos(
             if b <= 1e-10 * max(scale, onp.finfo(float).tiny):  # invariant subspace: restart
                 w = proj(rng.standard_normal(dim))
                 for _ in range(2):
-                    w = proj(_orthogonalize(w, B))
+                    w = proj(_orthogonalize(w, B, fresh=True))
                 nw = float(onp.linalg.norm(w))
                 if nw <= 1e-8:  # the whole space is spanned
                     break
@@ -271,6 +279,7 @@ def lanczos(
     X = onp.zeros((ends.shape[1], dim))  # a row per Ritz vector
 
     def accumulate(j, q):  # X += ends[j] (outer) q, a BLAS axpy per row
+        q = onp.asarray(q, dtype=float)  # (a kept vector is single precision)
         for i in range(X.shape[0]):
             sla.blas.daxpy(q, X[i], a=float(ends[j, i]))
 
@@ -331,10 +340,12 @@ def _enough(sign, dim, config):
     return test
 
 
-def _orthogonalize(w, B):
-    """``w - B^T (B w)`` for the orthonormal rows ``B`` (a few rows: as vector operations)."""
-    if B.shape[0] <= 2:
-        w = onp.array(w, dtype=float)  # a fresh copy, then in place (BLAS axpy)
+def _orthogonalize(w, B, fresh=False):
+    """``w - B^T (B w)`` for the orthonormal rows ``B`` (an array, or a list of one or two
+    vectors: then as vector operations, on a copy of ``w``, or in place when ``fresh``: ``w``
+    is a float array of the caller's own)."""
+    if isinstance(B, list):
+        w = w if fresh else onp.array(w, dtype=float)  # (w may be the user's product)
         for q in B:
             sla.blas.daxpy(q, w, a=-float(q @ w))
         return w
