@@ -42,6 +42,7 @@ from .exceptions import (
     SingularHessianError,
     UncertifiedError,
 )
+from .linsolve import normalized_rows
 
 __all__ = ["Certify", "Certificate", "certify", "as_certify", "lanczos"]
 
@@ -359,7 +360,8 @@ def _kkt_parts(system):
     if not p:
         return system.apply, 0, n, None
     if "kkt-rowspace" not in system.cache:
-        _, sv, Vt = onp.linalg.svd(system.kkt_jacobian())
+        # rows normalised: the rank and the subspaces do not depend on each constraint's units
+        _, sv, Vt = onp.linalg.svd(normalized_rows(system.kkt_jacobian())[0])
         tiny = 1e-10 * max(sv[0], onp.finfo(float).tiny) if sv.size else 0.0
         rank = int(onp.sum(sv > tiny))
         if rank < p:

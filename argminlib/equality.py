@@ -22,6 +22,7 @@ from autograd.tracer import getval
 
 from .exceptions import ConstraintError, InfeasibleError, NonFiniteError, ShapeError
 from .forward import slsqp
+from .linsolve import normalized_rows
 from .partials import (
     check_constraint,
     check_objective,
@@ -85,8 +86,10 @@ def multipliers(f, h, x, y, *, rcond=1e-10):
     p = J.shape[0]
     if p == 0:
         return onp.zeros(0)
-    J = J.reshape(p, -1)
-    s = onp.linalg.svd(J, compute_uv=False)
+    # each row divided by its norm: the rank, and the multipliers' accuracy, do not depend
+    # on the units of each constraint (rows of 1e6 and 1e-6 are independent)
+    Jn, norms = normalized_rows(J.reshape(p, -1))
+    s = onp.linalg.svd(Jn, compute_uv=False)
     rank = int(onp.sum(s > rcond * max(s[0], onp.finfo(float).tiny)))
     if rank < p:
         raise ConstraintError(
@@ -94,7 +97,7 @@ def multipliers(f, h, x, y, *, rcond=1e-10):
             f"{p} rows: the constraints are redundant or degenerate at y, so the multipliers "
             "and the derivative are not unique. Remove the dependent constraints."
         )
-    return onp.linalg.lstsq(J.T, -g, rcond=None)[0]
+    return onp.linalg.lstsq(Jn.T, -g, rcond=None)[0] / norms
 
 
 class Equality(Problem):

@@ -42,7 +42,7 @@ from autograd.tracer import getval, isbox
 from . import certify as _certify
 from .exceptions import ArgminError, InputError, NonFiniteError, ShapeError
 from .hessian import CHECK_RTOL
-from .linsolve import LinearSystem, SolveInfo, get_solver, probe, random_vector
+from .linsolve import LinearSystem, SolveInfo, get_solver, normalized_rows, probe, random_vector
 from .partials import call_user
 
 __all__ = [
@@ -447,7 +447,8 @@ class Solution:
         """For a minimum-norm solver (``lstsq``) and a Newton step ``s``:
         ``max|A s + F| / max|eig(A)|``, the part of the residual that no step can remove (it
         lies off the range of a singular ``A``: ``y`` is not stationary along a flat
-        direction), in the units of ``y``; ``0`` for other solvers or without a
+        direction), in the units of ``y`` (for a KKT matrix, each constraint row's residual
+        divided by the row's norm instead); ``0`` for other solvers or without a
         certificate. Above rounding level (``1e3 eps max(1, |y|)``) no Newton step reaches a
         solution, and the acceptance test refuses ``y``."""
         c = self.certificate
@@ -457,7 +458,15 @@ class Solution:
         if not (big > 0 and onp.isfinite(big)):
             return 0.0
         r = self.system.apply(onp.asarray(step, dtype=float)) + self.residual
-        return float(onp.max(onp.abs(r), initial=0.0)) / big
+        p = self.system.kkt_rows
+        if not p:
+            return float(onp.max(onp.abs(r), initial=0.0)) / big
+        # KKT: the stationarity rows divided by the curvature, each constraint row by its
+        # norm: distances in y either way, whatever the units of each constraint
+        n = self.system.n - p
+        norms = normalized_rows(self.system.kkt_jacobian())[1]
+        off = onp.abs(r[n:]) / norms
+        return max(float(onp.max(onp.abs(r[:n]), initial=0.0)) / big, float(onp.max(off)))
 
     def step_bound(self):
         """An upper bound on the length of the Newton step ``-A^{-1} F(x, z)`` without

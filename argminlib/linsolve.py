@@ -752,6 +752,18 @@ def _error_bound(res, w, lam):
     return res / nw / lam
 
 
+def normalized_rows(J):
+    """``(J / norms, norms)``: each row of ``J`` divided by its 2-norm (computed without
+    overflow), a zero row left zero (norm 1): the same row space and null space, with the
+    rows of every constraint in the same units."""
+    J = onp.asarray(J, dtype=float)
+    big = onp.max(onp.abs(J), axis=1, initial=0.0) if J.size else onp.zeros(J.shape[0])
+    safe = onp.where(big > 0, big, 1.0)
+    norms = safe * onp.linalg.norm(J / safe[:, None], axis=1) if J.size else onp.ones(0)
+    norms = onp.where(big > 0, norms, 1.0)
+    return J / norms[:, None], norms
+
+
 def _row_scales(h, J):
     """Per constraint row: the power of two nearest ``h / max|J_i|`` (``h`` the scale of the
     Hessian block), so that every row of ``[J, 0]`` is of the Hessian's scale (constraints
@@ -995,15 +1007,16 @@ class NullSpace(LinearSolver):
     def _basis(self, system):
         if "nullspace" not in system.cache:
             p = system.kkt_rows
-            J = system.kkt_jacobian()
-            U, sv, Vt = onp.linalg.svd(J)
+            # rows normalised (constraints in any units): J = diag(norms) Jn
+            Jn, norms = normalized_rows(system.kkt_jacobian())
+            U, sv, Vt = onp.linalg.svd(Jn)
             rank = int(onp.sum(sv > self.rcond * max(sv[0], onp.finfo(float).tiny)))
             if rank < p:
                 raise LinearSolveError(
                     f"The constraint Jacobian in the {system.name} has rank {rank} < {p}: the "
                     "multipliers are not unique; remove dependent constraints."
                 )
-            system.cache["nullspace"] = (J, U, sv, Vt)
+            system.cache["nullspace"] = (Jn, norms, U, sv, Vt)
         return system.cache["nullspace"]
 
     def _solve(self, system, b):
@@ -1011,7 +1024,7 @@ class NullSpace(LinearSolver):
         if not p:
             return self.inner(system, b)
         n = system.n - p
-        J, U, sv, Vt = self._basis(system)
+        Jn, norms, U, sv, Vt = self._basis(system)
         F = Vt[p:].T
         zero = onp.zeros(p)
 
@@ -1019,7 +1032,7 @@ class NullSpace(LinearSolver):
             return system.apply(onp.concatenate([w, zero]))[:n]
 
         r, s = b[:n], b[n:]
-        wp = Vt[:p].T @ ((U.T @ s) / sv)  # J^+ s
+        wp = Vt[:p].T @ ((U.T @ (s / norms)) / sv)  # J^+ s = Jn^+ (s / norms)
         reduced = LinearSystem(
             n - p,
             lambda q: F.T @ H(F @ q),
@@ -1029,7 +1042,7 @@ class NullSpace(LinearSolver):
         )
         q, info = self.inner(reduced, F.T @ (r - H(wp)))
         w = wp + F @ q
-        mu = onp.linalg.lstsq(J.T, r - H(w), rcond=None)[0]
+        mu = onp.linalg.lstsq(Jn.T, r - H(w), rcond=None)[0] / norms  # J^T mu = r - H w
         out = onp.concatenate([w, mu])
         res = _relative_residual(system.apply(out) - b, b)
         return out, SolveInfo(f"nullspace-{info.method}", info.iterations, res, info.converged)

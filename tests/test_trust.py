@@ -1112,3 +1112,33 @@ def test_krylov_error_that_cannot_be_certified_raises():
     sol = al.Unconstrained(f, onp.zeros(20), solver=solver, hess=hess).at(x, onp.linalg.solve(H, x))
     with pytest.raises(al.LinearSolveError, match="cannot be certified"):
         sol.vjp(Q[:, 0])
+
+
+@pytest.mark.parametrize("solver", ["dense", "lu", "lstsq", "minres", "gmres", "nullspace"])
+@pytest.mark.parametrize("units", [1e6, 1e100])
+@pytest.mark.parametrize("kind", ["eq", "ineq"])
+def test_constraints_in_units_far_apart_are_independent(solver, units, kind):
+    """Constraints scaled by 1e6 and 1e-6 in one problem were refused as rank-deficient
+    (ConstraintError from the forward solve's multipliers, SingularHessianError from the
+    certificate): the rank tests compared singular values across rows. They now normalise
+    each row first (the rank and the null space do not depend on each row's units): the
+    Jacobian is that of the same problem in balanced units, equality and inequality
+    (``A y >= b``, both active)."""
+    n = 5
+    x = onp.linspace(0.1, 0.5, n)
+    A = onp.array([[1.0, 1.0, 0, 0, 0], [0, 0, 1.0, -1.0, 0.0]])
+    b = onp.array([1.0, 0.0])
+
+    def f(x_, y):
+        return 0.5 * anp.sum((y - x_) ** 2) + 0.1 * anp.sum(y**4)
+
+    def jac(scale):
+        def c(x_, y):
+            return scale * (b - anp.dot(A, y))
+
+        opts = {kind: c}
+        return jacobian(lambda x_: al.argmin(f, x_, onp.zeros(n), solver=solver, **opts))(x)
+
+    J = jac(onp.array([units, 1.0 / units]))
+    assert onp.allclose(J, jac(onp.ones(2)), rtol=1e-8, atol=1e-10)
+    assert onp.all(onp.isfinite(J)) and onp.abs(J).max() > 0.1
