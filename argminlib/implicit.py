@@ -357,7 +357,8 @@ class Solution:
         if user is not None:
             self._check_user_hessian(user)
         c = self.certificate
-        if c is not None and sign and not kkt_rows:  # Krylov solves bound their error by it
+        if c is not None and sign:  # Krylov solves bound their error by it (with
+            # constraints: those on the reduced Hessian, NullSpace's inner solves)
             lam = c.bound if c.bound is not None else c.smallest
             self.lin.system.certify_curvature(lam, c.condition)
 

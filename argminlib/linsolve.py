@@ -158,15 +158,18 @@ class LinearSystem:
             self.cache["assembled-by"] = assembled
 
     def certify_curvature(self, lam, condition):
-        """Record what a certificate established: every eigenvalue of ``sign * A`` is at
-        least ``lam > 0``, and ``A``'s condition is ``condition``. Krylov solves then bound
-        the error of their answers (see :class:`CG`)."""
-        if lam > 0 and onp.isfinite(lam) and not self.kkt_rows and self.sign:
+        """Record what a certificate established: every eigenvalue of ``sign * A`` (for a
+        KKT matrix: of its Hessian block on the null space of the constraints' Jacobian,
+        the reduced Hessian) is at least ``lam > 0``, and their condition is
+        ``condition``. Krylov solves then bound the error of their answers (see
+        :class:`CG`); for a KKT matrix, those of :class:`NullSpace`'s inner solver."""
+        if lam > 0 and onp.isfinite(lam) and self.sign:
             self.cache["curvature"] = (float(lam), float(condition))
 
     def certified_curvature(self):
-        """``(lam, condition)`` recorded by :meth:`certify_curvature`, or ``None``."""
-        return self.cache.get("curvature")
+        """``(lam, condition)`` recorded by :meth:`certify_curvature` for a system without
+        KKT rows, or ``None``."""
+        return None if self.kkt_rows else self.cache.get("curvature")
 
     @property
     def T(self) -> LinearSystem:
@@ -579,7 +582,9 @@ class _Krylov(LinearSolver):
     below the tolerance with a larger bound is tightened until the bound holds, and a
     solve whose bound cannot be brought below it raises
     :class:`~argminlib.LinearSolveError`. The bound is in
-    ``SolveInfo.error``.
+    ``SolveInfo.error``. For a KKT matrix it applies to :class:`NullSpace`'s inner solves
+    (the certificate bounds the reduced Hessian); MINRES or GMRES on the whole KKT matrix,
+    whose smallest singular value no certificate gives, are judged by the residual alone.
     """
 
     #: the relative error of a solve certified by default: ``max(ACCURACY, 10 rtol)``
@@ -1040,6 +1045,8 @@ class NullSpace(LinearSolver):
             sign=system.sign,
             name=f"reduced Hessian F^T H F of the {system.name}",
         )
+        if "curvature" in system.cache:  # the certificate's, of this reduced Hessian
+            reduced.certify_curvature(*system.cache["curvature"])
         q, info = self.inner(reduced, F.T @ (r - H(wp)))
         w = wp + F @ q
         mu = onp.linalg.lstsq(Jn.T, r - H(w), rcond=None)[0] / norms  # J^T mu = r - H w
