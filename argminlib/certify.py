@@ -372,6 +372,7 @@ def _kkt_parts(system):
                 "Remove the dependent constraints.".format(sv[-1] if sv.size else 0.0)
             )
         system.cache["kkt-rowspace"] = Vt
+        system.cache["kkt-sv"] = sv
     Vt = system.cache["kkt-rowspace"]
     zero = onp.zeros(p)
 
@@ -381,13 +382,41 @@ def _kkt_parts(system):
     return H, p, n, Vt
 
 
-def certify(system, sign, config, *, forms_matrix=False, allow_singular=False, direction=False):
+def certify(
+    system,
+    sign,
+    config,
+    *,
+    forms_matrix=False,
+    allow_singular=False,
+    direction=False,
+    whole_kkt=True,
+):
     """Certify the :class:`~argminlib.LinearSystem` ``system`` for ``sign`` (+1: minimum,
     -1: maximum, 0: nonsingular root). Returns a :class:`Certificate` or raises.
 
     ``allow_singular``: a semidefinite (for ``sign = 0``: singular) matrix is accepted (the
-    solver returns the minimum-norm solution); the wrong sign is still an error."""
+    solver returns the minimum-norm solution); the wrong sign is still an error.
+    ``whole_kkt``: the solver works on the whole KKT matrix (all but
+    :class:`~argminlib.NullSpace`), whose condition grows as ``1 / sigma^2`` with the
+    smallest singular value ``sigma`` of the constraints' Jacobian (rows normalised):
+    nearly dependent constraints (``sigma < sqrt(rcond)``) raise
+    :class:`~argminlib.IllConditionedError`."""
     H, p, n, Vt = _kkt_parts(system)
+    if p and whole_kkt and config.rcond > 0:
+        sv = system.cache["kkt-sv"]
+        sigma = float(sv[-1]) / float(sv[0])
+        if sigma < onp.sqrt(config.rcond):
+            raise IllConditionedError(
+                f"The active constraints in the {system.name} are nearly dependent: their "
+                f"Jacobian, each row normalised, has smallest singular value {sigma:.1e} < "
+                f"sqrt(rcond) = {onp.sqrt(config.rcond):.0e}. The KKT matrix's condition "
+                "grows as 1 / sigma^2, so a solve with it would lose about "
+                f"{2 * onp.log10(1 / sigma):.0f} digits. Use solver='nullspace' (it works on "
+                "the null space of the constraints and loses about half as many), remove or "
+                "merge the nearly dependent constraints, or pass "
+                f"certify=argminlib.Certify(rcond={0.1 * sigma**2:.0e}) to accept it knowingly."
+            )
     dim = n - p
     method = config.method
     if method == "auto":

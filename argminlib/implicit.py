@@ -374,6 +374,7 @@ class Solution:
                 forms_matrix=self.solver.forms_matrix,
                 allow_singular=self.solver.minimum_norm,
                 direction=direction,  # the user Hessian is checked along it
+                whole_kkt=not self.solver.reduces_kkt,
             )
 
     def _check_user_hessian(self, user):

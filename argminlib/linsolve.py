@@ -283,6 +283,8 @@ class LinearSolver:
     needs_definite = False
     accepts_kkt = True
     minimum_norm = False
+    #: solves a KKT system on the null space of its constraints (NullSpace), not whole
+    reduces_kkt = False
 
     def loosened(self, rtol):
         """This solver with relative tolerance at least ``rtol`` (for solves that need a
@@ -576,9 +578,9 @@ class _Krylov(LinearSolver):
     of ``1e-4 ||b||`` can leave ``w`` wholly wrong. For a definite system certified at
     the solution (:meth:`~argminlib.LinearSystem.certified_curvature`), the solve is
     therefore judged by the bound ``e = ||r|| / (lam ||w||)`` on its relative error: it
-    is accepted when ``e <= max(accuracy, 1000 eps cond)``, where ``accuracy`` is
+    is accepted when ``e <= max(accuracy, 10 eps cond)``, where ``accuracy`` is
     ``max(1e-6, 10 rtol)`` (relative to the accepted residual, ``atol`` included) and
-    ``1000 eps cond`` is what rounding allows at the certified condition; a residual
+    ``10 eps cond`` is what rounding allows at the certified condition; a residual
     below the tolerance with a larger bound is tightened until the bound holds, and a
     solve whose bound cannot be brought below it raises
     :class:`~argminlib.LinearSolveError`. The bound is in
@@ -590,7 +592,7 @@ class _Krylov(LinearSolver):
     #: the relative error of a solve certified by default: ``max(ACCURACY, 10 rtol)``
     ACCURACY = 1e-6
     #: rounding's share: ``ROUNDING * eps * condition`` is always allowed
-    ROUNDING = 1e3
+    ROUNDING = 10.0
     #: the relative error allowed for this solver's solves (``None``: ``ACCURACY`` or
     #: ``10 rtol``); the Newton step of the acceptance test asks for ``1e-3`` only
     accuracy = None
@@ -985,6 +987,7 @@ class NullSpace(LinearSolver):
     """
 
     name = "nullspace"
+    reduces_kkt = True
 
     def __init__(self, inner="cg", rcond=1e-10):
         if not (isinstance(rcond, numbers.Real) and not isinstance(rcond, bool) and 0 < rcond < 1):
