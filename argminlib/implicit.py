@@ -359,7 +359,10 @@ class Solution:
         c = self.certificate
         if c is not None and sign:  # Krylov solves bound their error by it (with
             # constraints: those on the reduced Hessian, NullSpace's inner solves)
-            lam = c.bound if c.bound is not None else c.smallest
+            lam = c.bound  # else the smallest |eigenvalue|, halved if a Ritz value (the
+            # Kuczynski-Wozniakowski convention of the bound: Ritz values lie above it)
+            if lam is None:
+                lam = c.smallest if c.exact else 0.5 * c.smallest
             self.lin.system.certify_curvature(lam, c.condition)
 
     def _certify(self, direction):
