@@ -361,7 +361,8 @@ def _kkt_parts(system):
         return system.apply, 0, n, None
     if "kkt-rowspace" not in system.cache:
         # rows normalised: the rank and the subspaces do not depend on each constraint's units
-        _, sv, Vt = onp.linalg.svd(normalized_rows(system.kkt_jacobian())[0])
+        Jn, norms = normalized_rows(system.kkt_jacobian())
+        U, sv, Vt = onp.linalg.svd(Jn)
         tiny = 1e-10 * max(sv[0], onp.finfo(float).tiny) if sv.size else 0.0
         rank = int(onp.sum(sv > tiny))
         if rank < p:
@@ -373,6 +374,7 @@ def _kkt_parts(system):
             )
         system.cache["kkt-rowspace"] = Vt
         system.cache["kkt-sv"] = sv
+        system.cache["kkt-svd"] = (U, sv, Vt, norms)  # J = diag(norms) U S Vt[:p]
     Vt = system.cache["kkt-rowspace"]
     zero = onp.zeros(p)
 

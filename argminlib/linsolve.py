@@ -585,8 +585,10 @@ class _Krylov(LinearSolver):
     solve whose bound cannot be brought below it raises
     :class:`~argminlib.LinearSolveError`. The bound is in
     ``SolveInfo.error``. For a KKT matrix it applies to :class:`NullSpace`'s inner solves
-    (the certificate bounds the reduced Hessian); MINRES or GMRES on the whole KKT matrix,
-    whose smallest singular value no certificate gives, are judged by the residual alone.
+    (the certificate bounds the reduced Hessian), and MINRES or GMRES on the whole KKT
+    matrix bound their error through the null-space decomposition instead (see
+    ``_kkt_error_bound``), with the allowance's condition the larger of the reduced
+    Hessian's and the square of the constraints' (rows normalised).
     """
 
     #: the relative error of a solve certified by default: ``max(ACCURACY, 10 rtol)``
@@ -655,6 +657,41 @@ class _Krylov(LinearSolver):
         return max(accuracy, self.ROUNDING * onp.finfo(float).eps * condition)
 
     def _solve(self, system, b):
+        if not (system.kkt_rows and "curvature" in system.cache and "kkt-svd" in system.cache):
+            return self._solve_once(system, b)
+        # a certified KKT system: its error bounded through the null-space decomposition
+        # (_kkt_error_bound), the solve tightened until the bound is within the allowance
+        nb = float(onp.linalg.norm(b))
+        if nb == 0:
+            return self._solve_once(system, b)
+        sv = system.cache["kkt-svd"][1]
+        condition = max(system.cache["curvature"][1], (float(sv[0]) / float(sv[-1])) ** 2)
+        relative = max(self.rtol, min(self.atol, 1e-3 * nb) / nb)
+        allowed = self._allowed_error(relative, condition)
+        solver, iterations = self, 0
+        for _ in range(4):
+            try:
+                w, info = solver._solve_once(system, b)
+            except LinearSolveError:
+                if solver is self:
+                    raise
+                break  # the tightened solve did not converge
+            iterations += info.iterations
+            error = _kkt_error_bound(system, w, b)
+            if error is None or error <= allowed:
+                return w, replace(info, iterations=iterations, error=error)
+            solver = copy.copy(solver)
+            solver.rtol, solver.atol = max(solver.rtol * 0.25 * allowed / error, 1e-300), 0.0
+        raise LinearSolveError(
+            f"{self.name.upper()} on the {system.name} system ({iterations} iterations) "
+            f"left an error that the certificate bounds only by {error:.1e} > {allowed:.0e} "
+            "(relative; through the null space of the constraints, with the reduced "
+            "Hessian's certified curvature), so the derivative cannot be certified. Raise "
+            "maxiter, use solver='nullspace' or 'dense'.",
+            info=info,
+        )
+
+    def _solve_once(self, system, b):
         balanced = _kkt_balanced(system)
         if balanced is not None:  # a KKT system: solve D A D w' = D b, w = D w'
             inner, d = balanced
@@ -769,6 +806,51 @@ def normalized_rows(J):
     norms = safe * onp.linalg.norm(J / safe[:, None], axis=1) if J.size else onp.ones(0)
     norms = onp.where(big > 0, norms, 1.0)
     return J / norms[:, None], norms
+
+
+def _kkt_error_bound(system, w, b):
+    """A bound on the relative error of ``w`` for the certified symmetric KKT system
+    ``[[H, J^T], [J, 0]] w = b``, in the balanced variables (the multipliers divided by the
+    constraint rows' balancing scales, so that both parts are of one scale), or ``None``.
+
+    The error ``e`` solves the system with the residual ``(r1, r2)``. With ``J = D Jn``
+    (``D``: row norms), ``Jn = U S V^T``, ``P = I - V V^T`` the projection on the null space
+    and ``lam`` the certificate's lower bound on the reduced Hessian's curvature:
+    ``e_y = J^+ r2 + F z`` with ``||F z|| <= ||P (r1 - H J^+ r2)|| / lam``, and
+    ``D e_nu = U S^{-1} V^T (r1 - H e_y)``, of norm at most
+    ``(||V^T (r1 - H J^+ r2)|| + ||P H V|| ||F z||) / min(S)``. ``P H V`` (``p`` products)
+    is computed once per system."""
+    p = system.kkt_rows
+    n = system.n - p
+    lam = system.cache["curvature"][0]
+    U, sv, Vt, norms = system.cache["kkt-svd"]
+    V = Vt[:p].T
+    zero = onp.zeros(p)
+
+    def H(v):
+        return system.apply(onp.concatenate([v, zero]))[:n]
+
+    if "kkt-PHV" not in system.cache:
+        HV = onp.stack([H(V[:, i]) for i in range(p)], axis=1)
+        PHV = HV - V @ (V.T @ HV)
+        system.cache["kkt-PHV"] = float(onp.linalg.norm(PHV, 2)) if PHV.size else 0.0
+        system.cache["kkt-scales"] = _row_scales(
+            float(onp.max(onp.abs(HV), initial=0.0)), system.kkt_jacobian()
+        )
+    phv, a = system.cache["kkt-PHV"], system.cache["kkt-scales"]
+    with onp.errstate(all="ignore"):
+        r = system.apply(w) - b
+        r1, r2 = r[:n], r[n:]
+        q = V @ ((U.T @ (r2 / norms)) / sv)  # J^+ r2
+        t = r1 - H(q)
+        Vtt = V.T @ t
+        ez = float(onp.linalg.norm(t - V @ Vtt)) / lam
+        ey = float(onp.linalg.norm(q)) + ez
+        enu = (float(onp.linalg.norm(Vtt)) + phv * ez) / float(sv[-1])
+        enu /= float(onp.min(norms * a))
+        scale = onp.hypot(float(onp.linalg.norm(w[:n])), float(onp.linalg.norm(w[n:] / a)))
+        error = onp.hypot(ey, enu) / scale
+    return float(error) if onp.isfinite(error) else None
 
 
 def _row_scales(h, J):
