@@ -93,7 +93,9 @@ class CurvatureError(ArgminError):
 
 
 class LinearSolveError(ArgminError):
-    """A linear solve failed or did not reach its tolerance.
+    """A linear solve failed or did not reach its tolerance, or (an iterative solve of a
+    certified system) the bound on its error could not be brought within the allowance:
+    a residual within ``rtol`` is not an accurate answer at a high condition.
 
     Attribute ``info`` is the :class:`argminlib.SolveInfo` of the failed solve."""
 

@@ -69,9 +69,10 @@ class SolveInfo:
     Lanczos coefficients (unpreconditioned CG only), else ``None``; ``certificate``: the
     :class:`argminlib.Certificate` of the second-order conditions at the solution, attached
     by the problem (``None`` when certification was switched off); ``error``: for a
-    Krylov solve of a certified definite system, the bound ``||A w - b|| / (lam ||w||)``
-    on the relative error of ``w`` (``lam``: the certificate's lower bound on the
-    smallest curvature; largest over merged solves), else ``None``.
+    Krylov solve of a certified system, a bound on the relative error of ``w``:
+    ``||A w - b|| / (lam ||w||)`` with ``lam`` the certificate's lower bound on the
+    smallest curvature (for a KKT matrix, through the null space of the constraints; the
+    largest over merged solves), else ``None``.
     """
 
     method: str
@@ -942,6 +943,15 @@ class CG(_Krylov):
     system tagged negative definite CG runs on ``-A``. Unpreconditioned, the run's own
     Lanczos coefficients give Ritz values of ``A`` (``SolveInfo.ritz``); a direction with
     ``p^T A p`` of the wrong sign stops the run, which then fails as not converged.
+
+    Accuracy (CG, MINRES and GMRES alike): at a certified solution the answer's relative
+    error is bounded by ``||A w - b|| / (lam ||w||)`` (``SolveInfo.error``; ``lam`` the
+    certificate's lower bound on the curvature), and the solve is tightened until that
+    bound is at most ``max(1e-6, 10 rtol)`` (or ``10 eps`` times the certified condition,
+    what rounding allows), else :class:`~argminlib.LinearSolveError`: at condition ``1e8``
+    a residual within ``rtol = 1e-4`` left a derivative 80% wrong. A residual that stalls
+    above ``rtol`` is accepted when the bound holds. Without a certificate
+    (``certify=False``) only the residual is tested.
     """
 
     name = "cg"
