@@ -354,7 +354,9 @@ def _orthogonalize(w, B, fresh=False):
 
 
 def _kkt_parts(system):
-    """``(H products, p, n, row-space basis of J)`` of a KKT system (``p = 0``: plain)."""
+    """``(H products, p, n, row-space basis of J)`` of a KKT system (``p = 0``: plain); the
+    basis is ``p x n`` (orthonormal rows), the null space is formed only where a dense
+    certificate needs it (:func:`_null_basis`)."""
     p = system.kkt_rows
     n = system.n - p
     if not p:
@@ -362,7 +364,7 @@ def _kkt_parts(system):
     if "kkt-rowspace" not in system.cache:
         # rows normalised: the rank and the subspaces do not depend on each constraint's units
         Jn, norms = normalized_rows(system.kkt_jacobian())
-        U, sv, Vt = onp.linalg.svd(Jn)
+        U, sv, Vt = onp.linalg.svd(Jn, full_matrices=False)  # Vt: the row space, p x n
         tiny = 1e-10 * max(sv[0], onp.finfo(float).tiny) if sv.size else 0.0
         rank = int(onp.sum(sv > tiny))
         if rank < p:
@@ -382,6 +384,14 @@ def _kkt_parts(system):
         return system.apply(onp.concatenate([v, zero]))[:n]
 
     return H, p, n, Vt
+
+
+def _null_basis(R):
+    """An orthonormal basis (columns) of the complement of the orthonormal rows ``R``."""
+    n = R.shape[1]
+    if R.shape[0] == 0:
+        return onp.eye(n)
+    return onp.linalg.svd(R, full_matrices=True)[2][R.shape[0] :].T
 
 
 def certify(
@@ -432,7 +442,7 @@ def certify(
         else:
             Hm = system.matrix()
         if p:
-            F = Vt[p:].T
+            F = _null_basis(Vt)
             Hm = F.T @ Hm @ F
         if system.symmetric or p:
             vals, vecs = onp.linalg.eigh(Hm)
@@ -440,7 +450,7 @@ def certify(
             s = onp.linalg.svd(Hm, compute_uv=False)
             return _judge_general(system, s, config, allow_singular)
         if p:
-            vecs = Vt[p:].T @ vecs
+            vecs = F @ vecs
         products, exact = (0 if forms_matrix else system.n), True
     else:
         if not (system.symmetric or p):

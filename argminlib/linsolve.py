@@ -323,7 +323,12 @@ class LinearSolver:
         if b.ndim == 2:
             w, info = self._solve_many(system, b / s)
         else:
-            w, info = self.scaled(float(s))._solve(system, b / s)
+            try:
+                w, info = self.scaled(float(s))._solve(system, b / s)
+            except LinearSolveError as err:  # its last iterate, if any, for b itself
+                if getattr(err, "solution", None) is not None:
+                    err.solution = err.solution * s
+                raise
         w = w * s
         if not onp.all(onp.isfinite(w)):
             raise NonFiniteError(
@@ -669,18 +674,23 @@ class _Krylov(LinearSolver):
         condition = max(system.cache["curvature"][1], (float(sv[0]) / float(sv[-1])) ** 2)
         relative = max(self.rtol, min(self.atol, 1e-3 * nb) / nb)
         allowed = self._allowed_error(relative, condition)
-        solver, iterations = self, 0
+        solver, iterations, error, info = self, 0, onp.inf, None
         for _ in range(4):
+            unconverged = None
             try:
                 w, info = solver._solve_once(system, b)
-            except LinearSolveError:
-                if solver is self:
+            except LinearSolveError as err:  # not converged: its iterate may be accurate
+                w, info, unconverged = getattr(err, "solution", None), err.info, err
+                if w is None or info is None:
                     raise
-                break  # the tightened solve did not converge
             iterations += info.iterations
             error = _kkt_error_bound(system, w, b)
-            if error is None or error <= allowed:
-                return w, replace(info, iterations=iterations, error=error)
+            if error <= allowed:  # certified, whatever the residual
+                return w, replace(info, iterations=iterations, converged=True, error=error)
+            if unconverged is not None:
+                if solver is self:
+                    raise unconverged  # (maxiter, breakdown: tightening will not help)
+                break  # the tightened solve did not converge
             solver = copy.copy(solver)
             solver.rtol, solver.atol = max(solver.rtol * 0.25 * allowed / error, 1e-300), 0.0
         raise LinearSolveError(
@@ -696,7 +706,12 @@ class _Krylov(LinearSolver):
         balanced = _kkt_balanced(system)
         if balanced is not None:  # a KKT system: solve D A D w' = D b, w = D w'
             inner, d = balanced
-            w, info = self(inner, d * b)  # (D b normalised again: its scale may be extreme)
+            try:
+                w, info = self(inner, d * b)  # (D b normalised again: its scale may be extreme)
+            except LinearSolveError as err:
+                if getattr(err, "solution", None) is not None:
+                    err.solution = d * err.solution
+                raise
             return d * w, info
         nb = float(onp.linalg.norm(b))
         if nb == 0:
@@ -777,7 +792,8 @@ class _Krylov(LinearSolver):
                 info=info,
             )
         if not info.converged:
-            raise LinearSolveError(
+            raise _with_solution(
+                w,
                 f"{self.name.upper()} did not converge on the {system.name} system: "
                 f"{iters} iterations, relative residual {res / nb:.3e} > {10 * target / nb:.1e} "
                 f"(code {code}). Raise maxiter, pass a preconditioner, or use solver='dense'"
@@ -787,13 +803,28 @@ class _Krylov(LinearSolver):
         return w, info
 
 
+def _with_solution(w, message, info):
+    """A :class:`LinearSolveError` (not converged) carrying the last iterate ``w`` as
+    ``solution`` (``None`` if not finite), for a caller that can certify it otherwise."""
+    err = LinearSolveError(message, info=info)
+    err.solution = w if w is not None and onp.all(onp.isfinite(w)) else None
+    return err
+
+
+def _norm2(v):
+    """``||v||`` without overflow or underflow of the squares (entries of 1e200 or 1e-200)."""
+    big = float(onp.max(onp.abs(v), initial=0.0))
+    if big == 0 or not onp.isfinite(big):
+        return big
+    return big * float(onp.linalg.norm(v / big))
+
+
 def _error_bound(res, w, lam):
     """``res / (lam ||w||)``: a bound on the relative error of ``w`` when ``res`` is its
     residual norm and ``lam`` the smallest curvature (``inf`` for ``w = 0``)."""
-    big = float(onp.max(onp.abs(w), initial=0.0))
-    if big == 0:
+    nw = _norm2(w)
+    if nw == 0:
         return 0.0 if res == 0 else onp.inf
-    nw = big * float(onp.linalg.norm(w / big))  # (entries of 1e-200 square to 0)
     return res / nw / lam
 
 
@@ -811,8 +842,12 @@ def normalized_rows(J):
 
 def _kkt_error_bound(system, w, b):
     """A bound on the relative error of ``w`` for the certified symmetric KKT system
-    ``[[H, J^T], [J, 0]] w = b``, in the balanced variables (the multipliers divided by the
-    constraint rows' balancing scales, so that both parts are of one scale), or ``None``.
+    ``[[H, J^T], [J, 0]] w = b``: that of the whole vector in balanced variables (the
+    multipliers divided by the constraint rows' balancing scales, of the Hessian's scale),
+    or, if larger, that of the primal part ``w_y`` relative to its own norm (at least
+    ``1e-6`` of the whole), so that multipliers in other units cannot hide its error (the
+    multipliers' own bound is the looser one, through ``min(S)`` and ``||P H V||``); ``inf``
+    when it cannot be computed in floating point.
 
     The error ``e`` solves the system with the residual ``(r1, r2)``. With ``J = D Jn``
     (``D``: row norms), ``Jn = U S V^T``, ``P = I - V V^T`` the projection on the null space
@@ -820,7 +855,7 @@ def _kkt_error_bound(system, w, b):
     ``e_y = J^+ r2 + F z`` with ``||F z|| <= ||P (r1 - H J^+ r2)|| / lam``, and
     ``D e_nu = U S^{-1} V^T (r1 - H e_y)``, of norm at most
     ``(||V^T (r1 - H J^+ r2)|| + ||P H V|| ||F z||) / min(S)``. ``P H V`` (``p`` products)
-    is computed once per system."""
+    is computed once per system. Norms are taken without overflow (``f`` x 1e200)."""
     p = system.kkt_rows
     n = system.n - p
     lam = system.cache["curvature"][0]
@@ -834,7 +869,9 @@ def _kkt_error_bound(system, w, b):
     if "kkt-PHV" not in system.cache:
         HV = onp.stack([H(V[:, i]) for i in range(p)], axis=1)
         PHV = HV - V @ (V.T @ HV)
-        system.cache["kkt-PHV"] = float(onp.linalg.norm(PHV, 2)) if PHV.size else 0.0
+        big = float(onp.max(onp.abs(PHV), initial=0.0))
+        phv = big * float(onp.linalg.norm(PHV / big, 2)) if big > 0 else 0.0
+        system.cache["kkt-PHV"] = phv
         system.cache["kkt-scales"] = _row_scales(
             float(onp.max(onp.abs(HV), initial=0.0)), system.kkt_jacobian()
         )
@@ -845,13 +882,16 @@ def _kkt_error_bound(system, w, b):
         q = V @ ((U.T @ (r2 / norms)) / sv)  # J^+ r2
         t = r1 - H(q)
         Vtt = V.T @ t
-        ez = float(onp.linalg.norm(t - V @ Vtt)) / lam
-        ey = float(onp.linalg.norm(q)) + ez
-        enu = (float(onp.linalg.norm(Vtt)) + phv * ez) / float(sv[-1])
-        enu /= float(onp.min(norms * a))
-        scale = onp.hypot(float(onp.linalg.norm(w[:n])), float(onp.linalg.norm(w[n:] / a)))
-        error = onp.hypot(ey, enu) / scale
-    return float(error) if onp.isfinite(error) else None
+        ez = _norm2(t - V @ Vtt) / lam
+        ey = _norm2(q) + ez
+        enu = (_norm2(Vtt) + phv * ez) / float(sv[-1]) / float(onp.min(norms * a))
+        wy, wnu = _norm2(w[:n]), _norm2(w[n:] / a)
+        whole = onp.hypot(wy, wnu)
+        # the whole (balanced) vector, and the primal part on its own (whose error the
+        # multipliers, in other units, could otherwise hide); a primal part below 1e-6 of
+        # the whole counts as of that size
+        error = max(onp.hypot(ey, enu) / whole, ey / max(wy, 1e-6 * whole))
+    return float(error) if onp.isfinite(error) else onp.inf
 
 
 def _row_scales(h, J):

@@ -1233,3 +1233,79 @@ def test_krylov_with_constraints_bounds_its_error(solver):
         assert onp.linalg.norm(prob.vjp(x, ys, u) - want) <= 1e-3 * onp.linalg.norm(want)
     info = prob.at(x, ys).info()
     assert info.error is None or info.error <= 1e-3
+
+
+# --- sixth hostile review: the KKT error bound ------------------------------------------------
+
+
+def _kkt_qp(H, A, s=1.0, fixed=False):
+    """``f = s (1/2 y^T H y - x_y^T y)`` subject to ``A y = x_c`` (``fixed``: ``A y = 0``,
+    the constraint independent of ``x``, so that the VJP is ``f_YX^T`` times the primal part
+    of the adjoint alone); returns ``(problem factory, x, y*, dy/dx)``, ``x = (x_y, x_c)``."""
+    n, p = H.shape[0], A.shape[0]
+    K = onp.block([[H, A.T], [A, onp.zeros((p, p))]])
+    x = onp.random.default_rng(5).standard_normal(n + p)
+    if fixed:
+        x[n:] = 0.0
+    ys = onp.linalg.solve(K, x)[:n]
+    dydx = onp.linalg.inv(K)[:n]
+    if fixed:
+        dydx[:, n:] = 0.0
+
+    def f(x_, y):
+        return s * (0.5 * anp.dot(y, anp.dot(H, y)) - anp.dot(x_[:n], y))
+
+    def eq(x_, y):
+        return anp.dot(A, y) - (0.0 if fixed else x_[n:])
+
+    def problem(solver):
+        return al.problem_for(f, onp.zeros(n), eq=eq, solver=solver, forward=lambda *a: ys)
+
+    return problem, x, ys, dydx
+
+
+@pytest.mark.parametrize("s", [1.0, 1e-200])
+@pytest.mark.parametrize(
+    "solver", [al.MINRES(rtol=1e-4), al.GMRES(rtol=1e-4)], ids=["minres", "gmres"]
+)
+def test_kkt_error_bound_survives_extreme_scales(solver, s):
+    """f x 1e-200: the bound's norms squared entries below 1e-154 to zero, the bound was
+    not finite and the solve was accepted as if there were none (100% wrong VJPs). Norms
+    are now taken without underflow, and a bound that cannot be computed never accepts."""
+    n, p = 12, 2
+    A = onp.zeros((p, n))
+    A[0, 0] = A[1, 1] = 1.0
+    H = onp.diag(onp.concatenate([[3.0, 5.0], onp.logspace(0, 8, n - p)]))
+    H[0, 5] = H[5, 0] = 0.3
+    problem, x, ys, dydx = _kkt_qp(H, A, s)
+    u = onp.zeros(n)
+    u[-1], u[2] = 1.0, 1e-6
+    want = dydx.T @ u
+    try:
+        g = problem(solver).vjp(x, ys, u)
+    except al.LinearSolveError:
+        return
+    assert onp.linalg.norm(g - want) <= 1e-3 * onp.linalg.norm(want)
+
+
+@pytest.mark.parametrize("c", [1.0, 1e-3, 1e-6])
+def test_kkt_error_bound_judges_each_part_of_the_solution(c):
+    """f without curvature along the constraint's row (H V = 0) and the constraint in small
+    units: the multipliers dominated the norm the bound was relative to, and MINRES(1e-4)
+    returned VJPs 10-100% wrong in the primal part with a bound of 1e-7. Each part is now
+    judged against its own norm."""
+    n = 200
+    Qn = onp.linalg.qr(onp.random.default_rng(0).standard_normal((n - 1, n - 1)))[0]
+    H = onp.zeros((n, n))
+    H[1:, 1:] = (Qn * onp.logspace(-4, 0, n - 1)) @ Qn.T
+    H = 0.5 * (H + H.T)
+    A = c * onp.eye(n)[:1]
+    problem, x, ys, dydx = _kkt_qp(H, A, fixed=True)
+    u = onp.zeros(n)
+    u[0], u[1:] = 1.0, Qn[:, -1] + 1e-5 * Qn[:, 0]
+    want = dydx.T @ u
+    try:
+        g = problem(al.MINRES(rtol=1e-4)).vjp(x, ys, u)
+    except al.LinearSolveError:
+        return
+    assert onp.linalg.norm(g - want) <= 1e-3 * onp.linalg.norm(want)
