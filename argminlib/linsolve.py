@@ -684,7 +684,7 @@ class _Krylov(LinearSolver):
                 if w is None or info is None:
                     raise
             iterations += info.iterations
-            error = _kkt_error_bound(system, w, b)
+            error = _kkt_error_bound(system, w, b, primal_only=self.accuracy is not None)
             if error <= allowed:  # certified, whatever the residual
                 return w, replace(info, iterations=iterations, converged=True, error=error)
             if unconverged is not None:
@@ -840,14 +840,16 @@ def normalized_rows(J):
     return J / norms[:, None], norms
 
 
-def _kkt_error_bound(system, w, b):
+def _kkt_error_bound(system, w, b, primal_only=False):
     """A bound on the relative error of ``w`` for the certified symmetric KKT system
     ``[[H, J^T], [J, 0]] w = b``: that of the whole vector in balanced variables (the
     multipliers divided by the constraint rows' balancing scales, of the Hessian's scale),
     or, if larger, that of the primal part ``w_y`` relative to its own norm (at least
     ``1e-6`` of the whole), so that multipliers in other units cannot hide its error (the
     multipliers' own bound is the looser one, through ``min(S)`` and ``||P H V||``); ``inf``
-    when it cannot be computed in floating point.
+    when it cannot be computed in floating point. ``primal_only``: the primal part's alone
+    (the Newton step of the acceptance test, whose multiplier part may be below the
+    floating-point range when the constraints' units are extreme).
 
     The error ``e`` solves the system with the residual ``(r1, r2)``. With ``J = D Jn``
     (``D``: row norms), ``Jn = U S V^T``, ``P = I - V V^T`` the projection on the null space
@@ -887,6 +889,10 @@ def _kkt_error_bound(system, w, b):
         enu = (_norm2(Vtt) + phv * ez) / float(sv[-1]) / float(onp.min(norms * a))
         wy, wnu = _norm2(w[:n]), _norm2(w[n:] / a)
         whole = onp.hypot(wy, wnu)
+        if not whole > 0:  # w = 0 (an iterate that did not move): exact only if r = 0
+            return 0.0 if not onp.any(r) else onp.inf
+        if primal_only:  # (a Newton step: only its primal part is used, as a size)
+            return float(ey / wy) if wy > 0 and onp.isfinite(ey / wy) else onp.inf
         # the whole (balanced) vector, and the primal part on its own (whose error the
         # multipliers, in other units, could otherwise hide); a primal part below 1e-6 of
         # the whole counts as of that size
@@ -901,8 +907,11 @@ def _row_scales(h, J):
     out = onp.ones(J.shape[0])
     for i, row in enumerate(J):
         j = float(onp.max(onp.abs(row), initial=0.0))
-        if h > 0 and j > 0 and onp.isfinite(h / j):
-            out[i] = float(onp.ldexp(1.0, int(onp.round(onp.log2(h / j)))))
+        if 0 < h < onp.inf and 0 < j < onp.inf:
+            # the exponent from the logarithms (h / j itself may underflow or overflow: f x
+            # 1e-150 against a row in units of 1e175), kept within the normal range
+            e = int(onp.clip(onp.round(onp.log2(h) - onp.log2(j)), -1000, 1000))
+            out[i] = float(onp.ldexp(1.0, e))
     return out
 
 

@@ -1309,3 +1309,56 @@ def test_kkt_error_bound_judges_each_part_of_the_solution(c):
     except al.LinearSolveError:
         return
     assert onp.linalg.norm(g - want) <= 1e-3 * onp.linalg.norm(want)
+
+
+@pytest.mark.parametrize("solver", ["lstsq", "minres", "gmres", "nullspace", "dense"])
+@pytest.mark.parametrize("s, units", [(1e-150, 1e150), (1e-150, 1e175), (1e-30, 1e300)])
+def test_constraint_rows_in_units_beyond_the_objective_raise_or_are_right(solver, s, units):
+    """f x 1e-150 against a constraint row in units of 1e175: the row balancing's h / |J_i|
+    underflowed and raised OverflowError (not an ArgminError); at 1e150 the Newton step's
+    multiplier part (about 1e-450) underflowed and the balanced error bound refused the
+    acceptance test. Now: right, or an ArgminError."""
+    rng = onp.random.default_rng(7)
+    n, p = 10, 2
+    Q = onp.linalg.qr(rng.standard_normal((n, n)))[0]
+    H = (Q * onp.logspace(0, 1, n)) @ Q.T
+    A, C, B = rng.standard_normal((p, n)), rng.standard_normal((n, 2)), rng.standard_normal((p, 2))
+    D = onp.array([units, 1.0])
+    K = onp.block([[H, A.T], [A, onp.zeros((p, p))]])
+    dydx = onp.linalg.solve(K, onp.vstack([C, B]))[:n]
+    x, u = rng.standard_normal(2), rng.standard_normal(n)
+    ys = onp.linalg.solve(K, onp.concatenate([C @ x, B @ x]))[:n]
+
+    def f(x_, y):
+        return s * (0.5 * anp.dot(y, anp.dot(H, y)) - anp.dot(anp.dot(C, x_), y))
+
+    def eq(x_, y):
+        return D * (anp.dot(A, y) - anp.dot(B, x_))
+
+    prob = al.problem_for(f, onp.zeros(n), eq=eq, solver=solver, forward=lambda *a: ys)
+    try:
+        g = prob.vjp(x, ys, u)
+    except al.ArgminError:
+        assert units > 1e150  # 1e-150 against 1e150 is within the range: no excuse
+        return
+    want = dydx.T @ u
+    assert onp.linalg.norm(g - want) <= 1e-8 * onp.linalg.norm(want)
+
+
+def test_kkt_error_bound_of_a_zero_iterate():
+    """A Krylov run that never moved (w = 0) on a certified KKT system: the bound divided by
+    a zero norm and raised ZeroDivisionError; it is infinite unless the residual is zero."""
+    from argminlib.linsolve import _kkt_error_bound
+
+    n, p = 6, 2
+    rng = onp.random.default_rng(0)
+    A = rng.standard_normal((p, n))
+    K = onp.block([[onp.eye(n), A.T], [A, onp.zeros((p, p))]])
+    system = al.LinearSystem(n + p, lambda v: K @ v, symmetric=True, sign=1, kkt_rows=p)
+    al.certify.certify(system, +1, al.Certify())  # the constraints' SVD
+    system.certify_curvature(1.0, 1.0)
+    b = rng.standard_normal(n + p)
+    assert _kkt_error_bound(system, onp.zeros(n + p), b) == onp.inf
+    assert _kkt_error_bound(system, onp.zeros(n + p), onp.zeros(n + p)) == 0.0
+    w = onp.linalg.solve(K, b)
+    assert _kkt_error_bound(system, w, b) < 1e-12
