@@ -892,6 +892,8 @@ def _kkt_error_bound(system, w, b, primal_only=False):
         if not whole > 0:  # w = 0 (an iterate that did not move): exact only if r = 0
             return 0.0 if not onp.any(r) else onp.inf
         if primal_only:  # (a Newton step: only its primal part is used, as a size)
+            if ey == 0:
+                return 0.0
             return float(ey / wy) if wy > 0 and onp.isfinite(ey / wy) else onp.inf
         # the whole (balanced) vector, and the primal part on its own (whose error the
         # multipliers, in other units, could otherwise hide); a primal part below 1e-6 of
