@@ -123,8 +123,9 @@ class Equality(Problem):
         distance ``|h_i| / ||grad h_i||`` relative to ``max(1, |y|)``.
     forward : callable, optional
         ``forward(f, x, y0) -> y`` or ``-> (y, nu)``; default :func:`~argminlib.slsqp`.
-        Multipliers not returned are recovered by :func:`~argminlib.multipliers`; the
-        answer is polished by at most five Newton steps.
+        The multipliers are those of least squares at ``y`` (:func:`~argminlib.multipliers`,
+        exact at a stationary ``y``), also when the forward solver returns some (their
+        number is checked); the answer is polished by at most five Newton steps.
     certify : bool or Certify
         The second-order check (the Hessian of the Lagrangian definite on the null space
         of ``h_Y``; equivalently the KKT matrix's inertia).
@@ -181,14 +182,18 @@ class Equality(Problem):
         hv = onp.asarray(getval(flat_values(self.h, x, y)), dtype=float)
         if feasible:
             self.check_feasible(x, y)
-        if multipliers_ is None:
-            nu = multipliers(self.f, self.h, x, y)
-        else:
-            nu = onp.asarray(multipliers_, dtype=float).reshape(-1)
-            if nu.size != hv.size:
+        if multipliers_ is not None:
+            given = onp.asarray(multipliers_, dtype=float).reshape(-1)
+            if given.size != hv.size:
                 raise ShapeError(
-                    f"The forward solver returned {nu.size} multipliers for {hv.size} constraints."
+                    f"The forward solver returned {given.size} multipliers for {hv.size} "
+                    "constraints."
                 )
+        # the least-squares multipliers at y, whatever the forward solver returned: exact at
+        # a stationary y, whereas wrong multipliers from a forward solver would enter the
+        # derivative (through the constraints' curvature) with a Newton step of zero primal
+        # part, which the acceptance test cannot see
+        nu = multipliers(self.f, self.h, x, y)
         z = onp.concatenate([onp.reshape(y, (-1,)), nu])
         return Conditions(z, self.optimality, hv.size)
 

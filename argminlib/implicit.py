@@ -444,7 +444,14 @@ class Solution:
             return onp.zeros(self.n)
         solver = self.solver
         if self.certificate is not None and onp.isfinite(self.certificate.condition):
-            solver = solver.loosened(min(1e-4, 1e-3 / max(self.certificate.condition, 1.0)))
+            # (its primal part's error need not be below NEGLIGIBLE_STEP * max(1, |y|), the
+            # least step the acceptance test tells from zero)
+            ny = self.n - self.system.kkt_rows
+            y_size = max(1.0, float(onp.max(onp.abs(self.z[:ny]), initial=0.0)))
+            solver = solver.loosened(
+                min(1e-4, 1e-3 / max(self.certificate.condition, 1.0)),
+                primal_atol=1e-3 * NEGLIGIBLE_STEP * y_size,
+            )
         w, info = solver(self.system, -self.residual)
         return w
 

@@ -287,10 +287,11 @@ class LinearSolver:
     #: solves a KKT system on the null space of its constraints (NullSpace), not whole
     reduces_kkt = False
 
-    def loosened(self, rtol):
+    def loosened(self, rtol, primal_atol=0.0):
         """This solver with relative tolerance at least ``rtol`` (for solves that need a
-        few digits only, such as the Newton step of the acceptance test). Direct solvers
-        are exact and return themselves."""
+        few digits only, such as the Newton step of the acceptance test, whose primal
+        part's error may be ``primal_atol`` in absolute terms). Direct solvers are exact
+        and return themselves."""
         return self
 
     def scaled(self, s):
@@ -642,17 +643,23 @@ class _Krylov(LinearSolver):
                 # a function: one call (on a residual-like random vector) checks its size
                 apply(random_vector(system.n, 0))
 
+    #: with ``accuracy`` (a Newton step): the primal part's error may be this large in
+    #: absolute terms (below what the acceptance test can see), whatever its own size
+    primal_atol = 0.0
+
     def scaled(self, s):
-        if self.atol == 0.0 or s == 1.0:
+        if (self.atol == 0.0 and self.primal_atol == 0.0) or s == 1.0:
             return self
         solver = copy.copy(self)
         solver.atol = self.atol / s
+        solver.primal_atol = self.primal_atol / s
         return solver
 
-    def loosened(self, rtol):
+    def loosened(self, rtol, primal_atol=0.0):
         solver = copy.copy(self)
         solver.rtol = max(self.rtol, float(rtol))
         solver.accuracy = 1e-3  # a few correct digits (the Newton step of the acceptance)
+        solver.primal_atol = float(primal_atol)
         return solver
 
     def _allowed_error(self, relative_target, condition):
@@ -684,7 +691,9 @@ class _Krylov(LinearSolver):
                 if w is None or info is None:
                     raise
             iterations += info.iterations
-            error = _kkt_error_bound(system, w, b, primal_only=self.accuracy is not None)
+            error = _kkt_error_bound(
+                system, w, b, primal_only=self.accuracy is not None, primal_atol=solver.primal_atol
+            )
             if error <= allowed:  # certified, whatever the residual
                 return w, replace(info, iterations=iterations, converged=True, error=error)
             if unconverged is not None:
@@ -840,7 +849,7 @@ def normalized_rows(J):
     return J / norms[:, None], norms
 
 
-def _kkt_error_bound(system, w, b, primal_only=False):
+def _kkt_error_bound(system, w, b, primal_only=False, primal_atol=0.0):
     """A bound on the relative error of ``w`` for the certified symmetric KKT system
     ``[[H, J^T], [J, 0]] w = b``: that of the whole vector in balanced variables (the
     multipliers divided by the constraint rows' balancing scales, of the Hessian's scale),
@@ -849,7 +858,8 @@ def _kkt_error_bound(system, w, b, primal_only=False):
     multipliers' own bound is the looser one, through ``min(S)`` and ``||P H V||``); ``inf``
     when it cannot be computed in floating point. ``primal_only``: the primal part's alone
     (the Newton step of the acceptance test, whose multiplier part may be below the
-    floating-point range when the constraints' units are extreme).
+    floating-point range when the constraints' units are extreme), relative to at least
+    ``primal_atol`` (a multiplier-only step has a primal part of rounding size).
 
     The error ``e`` solves the system with the residual ``(r1, r2)``. With ``J = D Jn``
     (``D``: row norms), ``Jn = U S V^T``, ``P = I - V V^T`` the projection on the null space
@@ -891,10 +901,12 @@ def _kkt_error_bound(system, w, b, primal_only=False):
         whole = onp.hypot(wy, wnu)
         if not whole > 0:  # w = 0 (an iterate that did not move): exact only if r = 0
             return 0.0 if not onp.any(r) else onp.inf
-        if primal_only:  # (a Newton step: only its primal part is used, as a size)
+        if primal_only:  # (a Newton step: only its primal part is used, as a size, and
+            # an error below primal_atol cannot change the acceptance)
             if ey == 0:
                 return 0.0
-            return float(ey / wy) if wy > 0 and onp.isfinite(ey / wy) else onp.inf
+            e = ey / max(wy, primal_atol)
+            return float(e) if max(wy, primal_atol) > 0 and onp.isfinite(e) else onp.inf
         # the whole (balanced) vector, and the primal part on its own (whose error the
         # multipliers, in other units, could otherwise hide); a primal part below 1e-6 of
         # the whole counts as of that size

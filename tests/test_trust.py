@@ -1362,3 +1362,35 @@ def test_kkt_error_bound_of_a_zero_iterate():
     assert _kkt_error_bound(system, onp.zeros(n + p), onp.zeros(n + p)) == 0.0
     w = onp.linalg.solve(K, b)
     assert _kkt_error_bound(system, w, b) < 1e-12
+
+
+@pytest.mark.parametrize("solver", ["dense", "minres", "gmres"])
+@pytest.mark.parametrize("delta", [1e-4, 0.1, 1.0])
+def test_wrong_multipliers_from_a_forward_solver_do_not_enter_the_derivative(solver, delta):
+    """A forward solver returning (y, nu + delta) with y exact on a sphere constraint: the
+    Newton step of the KKT system was (0, -delta), of zero primal size, so the acceptance
+    test stopped at once and the derivative used the wrong multiplier in the Hessian of the
+    Lagrangian (dense 40% wrong at delta = 1, silently); MINRES/GMRES refused the step
+    (their error bound on a primal part of rounding size). The multipliers are now those of
+    least squares at y."""
+    n = 30
+    c = onp.linspace(1.0, 2.0, n)
+
+    def f(x, y):
+        return 0.5 * anp.sum(c * (y - x[1:]) ** 2)
+
+    def eq(x, y):
+        return anp.array([anp.sum(y**2) - 1.0 - x[0] ** 2])
+
+    x = onp.concatenate([[0.5], onp.linspace(0.1, 0.4, n)])
+    y_true = al.argmin(f, x, onp.ones(n) / onp.sqrt(n), eq=eq, solver="dense")
+    g = onp.asarray(grad(lambda y_: f(x, y_))(y_true))
+    nu_true = -(g @ y_true) / (2 * y_true @ y_true)  # f_Y + nu * 2 y = 0
+
+    def forward(f_, x_, y0):
+        return onp.asarray(y_true), onp.array([nu_true + delta])
+
+    y0 = onp.ones(n) / onp.sqrt(n)
+    want = jacobian(lambda x_: al.argmin(f, x_, y0, eq=eq, solver="dense"))(x)
+    J = jacobian(lambda x_: al.argmin(f, x_, y_true, eq=eq, solver=solver, forward=forward))(x)
+    assert onp.abs(J - want).max() <= 1e-7 * onp.abs(want).max()
