@@ -42,7 +42,8 @@ from .exceptions import (
     SingularHessianError,
     UncertifiedError,
 )
-from .linsolve import normalized_rows
+from .linsolve import _norm2 as _norm
+from .linsolve import constraint_svd, null_basis
 
 __all__ = ["Certify", "Certificate", "certify", "as_certify", "lanczos"]
 
@@ -294,16 +295,6 @@ def lanczos(
     return vals, X.T, products  # normalised, not orthonormal
 
 
-def _norm(w):
-    """``||w||`` without overflow or underflow of the sum of squares (products of a matrix
-    scaled by 1e160 are finite, their squares are not)."""
-    nw = float(onp.linalg.norm(w))
-    if 1e-150 < nw < 1e150:
-        return nw
-    m = float(onp.max(onp.abs(w), initial=0.0))
-    return m * float(onp.linalg.norm(w / m)) if 0.0 < m < onp.inf else nw
-
-
 def _ritz(alpha, beta):
     m = len(alpha)
     if m == 1:
@@ -356,42 +347,28 @@ def _orthogonalize(w, B, fresh=False):
 def _kkt_parts(system):
     """``(H products, p, n, row-space basis of J)`` of a KKT system (``p = 0``: plain); the
     basis is ``p x n`` (orthonormal rows), the null space is formed only where a dense
-    certificate needs it (:func:`_null_basis`)."""
+    certificate needs it (:func:`~argminlib.linsolve.null_basis`)."""
     p = system.kkt_rows
     n = system.n - p
     if not p:
         return system.apply, 0, n, None
-    if "kkt-rowspace" not in system.cache:
-        # rows normalised: the rank and the subspaces do not depend on each constraint's units
-        Jn, norms = normalized_rows(system.kkt_jacobian())
-        U, sv, Vt = onp.linalg.svd(Jn, full_matrices=False)  # Vt: the row space, p x n
-        tiny = 1e-10 * max(sv[0], onp.finfo(float).tiny) if sv.size else 0.0
-        rank = int(onp.sum(sv > tiny))
-        if rank < p:
-            raise SingularHessianError(
-                f"The constraint Jacobian in the {system.name} has rank {rank} but {p} rows "
-                "(singular values down to {:.1e}): the active constraints are redundant or "
-                "degenerate at y, so the multipliers and the derivative are not unique. "
-                "Remove the dependent constraints.".format(sv[-1] if sv.size else 0.0)
-            )
-        system.cache["kkt-rowspace"] = Vt
-        system.cache["kkt-sv"] = sv
-        system.cache["kkt-svd"] = (U, sv, Vt, norms)  # J = diag(norms) U S Vt[:p]
-    Vt = system.cache["kkt-rowspace"]
+    # rows normalised: the rank and the subspaces do not depend on each constraint's units
+    _, sv, Vt, _ = constraint_svd(system)  # Vt: the row space, p x n
+    tiny = 1e-10 * max(sv[0], onp.finfo(float).tiny) if sv.size else 0.0
+    rank = int(onp.sum(sv > tiny))
+    if rank < p:
+        raise SingularHessianError(
+            f"The constraint Jacobian in the {system.name} has rank {rank} but {p} rows "
+            "(singular values down to {:.1e}): the active constraints are redundant or "
+            "degenerate at y, so the multipliers and the derivative are not unique. "
+            "Remove the dependent constraints.".format(sv[-1] if sv.size else 0.0)
+        )
     zero = onp.zeros(p)
 
     def H(v):
         return system.apply(onp.concatenate([v, zero]))[:n]
 
     return H, p, n, Vt
-
-
-def _null_basis(R):
-    """An orthonormal basis (columns) of the complement of the orthonormal rows ``R``."""
-    n = R.shape[1]
-    if R.shape[0] == 0:
-        return onp.eye(n)
-    return onp.linalg.svd(R, full_matrices=True)[2][R.shape[0] :].T
 
 
 def certify(
@@ -416,7 +393,7 @@ def certify(
     :class:`~argminlib.IllConditionedError`."""
     H, p, n, Vt = _kkt_parts(system)
     if p and whole_kkt and config.rcond > 0:
-        sv = system.cache["kkt-sv"]
+        sv = constraint_svd(system)[1]
         sigma = float(sv[-1]) / float(sv[0])
         if sigma < onp.sqrt(config.rcond):
             raise IllConditionedError(
@@ -442,7 +419,7 @@ def certify(
         else:
             Hm = system.matrix()
         if p:
-            F = _null_basis(Vt)
+            F = null_basis(Vt)
             Hm = F.T @ Hm @ F
         if system.symmetric or p:
             vals, vecs = onp.linalg.eigh(Hm)

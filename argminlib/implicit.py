@@ -42,7 +42,14 @@ from autograd.tracer import getval, isbox
 from . import certify as _certify
 from .exceptions import ArgminError, InputError, NonFiniteError, ShapeError
 from .hessian import CHECK_RTOL
-from .linsolve import LinearSystem, SolveInfo, get_solver, normalized_rows, probe, random_vector
+from .linsolve import (
+    LinearSystem,
+    SolveInfo,
+    constraint_svd,
+    get_solver,
+    probe,
+    random_vector,
+)
 from .partials import call_user
 
 __all__ = [
@@ -476,7 +483,7 @@ class Solution:
         # KKT: the stationarity rows divided by the curvature, each constraint row by its
         # norm: distances in y either way, whatever the units of each constraint
         n = self.system.n - p
-        norms = normalized_rows(self.system.kkt_jacobian())[1]
+        norms = constraint_svd(self.system)[3]
         off = onp.abs(r[n:]) / norms
         return max(float(onp.max(onp.abs(r[:n]), initial=0.0)) / big, float(onp.max(off)))
 

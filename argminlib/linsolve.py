@@ -670,14 +670,14 @@ class _Krylov(LinearSolver):
         return max(accuracy, self.ROUNDING * onp.finfo(float).eps * condition)
 
     def _solve(self, system, b):
-        if not (system.kkt_rows and "curvature" in system.cache and "kkt-svd" in system.cache):
+        if not (system.kkt_rows and "curvature" in system.cache):
             return self._solve_once(system, b)
         # a certified KKT system: its error bounded through the null-space decomposition
         # (_kkt_error_bound), the solve tightened until the bound is within the allowance
         nb = float(onp.linalg.norm(b))
         if nb == 0:
             return self._solve_once(system, b)
-        sv = system.cache["kkt-svd"][1]
+        sv = constraint_svd(system)[1]
         condition = max(system.cache["curvature"][1], (float(sv[0]) / float(sv[-1])) ** 2)
         relative = max(self.rtol, min(self.atol, 1e-3 * nb) / nb)
         allowed = self._allowed_error(relative, condition)
@@ -821,7 +821,11 @@ def _with_solution(w, message, info):
 
 
 def _norm2(v):
-    """``||v||`` without overflow or underflow of the squares (entries of 1e200 or 1e-200)."""
+    """``||v||`` without overflow or underflow of the squares (entries of 1e200 or 1e-200;
+    products of a matrix scaled by 1e160 are finite, their squares are not)."""
+    nv = float(onp.linalg.norm(v))
+    if 1e-150 < nv < 1e150:
+        return nv
     big = float(onp.max(onp.abs(v), initial=0.0))
     if big == 0 or not onp.isfinite(big):
         return big
@@ -849,6 +853,26 @@ def normalized_rows(J):
     return J / norms[:, None], norms
 
 
+def constraint_svd(system):
+    """``(U, S, Vt, norms)`` for a KKT system: the thin SVD ``Jn = U diag(S) Vt`` of its
+    constraint Jacobian with each row normalised, ``J = diag(norms) Jn`` (computed once,
+    cached; shared by the certificate, :class:`NullSpace`, the Krylov error bound and the
+    acceptance test). ``Vt`` (``p x n``) spans the row space."""
+    if "kkt-svd" not in system.cache:
+        Jn, norms = normalized_rows(system.kkt_jacobian())
+        U, sv, Vt = onp.linalg.svd(Jn, full_matrices=False)
+        system.cache["kkt-svd"] = (U, sv, Vt, norms)
+    return system.cache["kkt-svd"]
+
+
+def null_basis(Vt):
+    """An orthonormal basis (columns) of the complement of the orthonormal rows ``Vt``."""
+    n = Vt.shape[1]
+    if Vt.shape[0] == 0:
+        return onp.eye(n)
+    return onp.linalg.svd(Vt, full_matrices=True)[2][Vt.shape[0] :].T
+
+
 def _kkt_error_bound(system, w, b, primal_only=False, primal_atol=0.0):
     """A bound on the relative error of ``w`` for the certified symmetric KKT system
     ``[[H, J^T], [J, 0]] w = b``: that of the whole vector in balanced variables (the
@@ -871,7 +895,7 @@ def _kkt_error_bound(system, w, b, primal_only=False, primal_atol=0.0):
     p = system.kkt_rows
     n = system.n - p
     lam = system.cache["curvature"][0]
-    U, sv, Vt, norms = system.cache["kkt-svd"]
+    U, sv, Vt, norms = constraint_svd(system)
     V = Vt[:p].T
     zero = onp.zeros(p)
 
@@ -884,10 +908,7 @@ def _kkt_error_bound(system, w, b, primal_only=False, primal_atol=0.0):
         big = float(onp.max(onp.abs(PHV), initial=0.0))
         phv = big * float(onp.linalg.norm(PHV / big, 2)) if big > 0 else 0.0
         system.cache["kkt-PHV"] = phv
-        system.cache["kkt-scales"] = _row_scales(
-            float(onp.max(onp.abs(HV), initial=0.0)), system.kkt_jacobian()
-        )
-    phv, a = system.cache["kkt-PHV"], system.cache["kkt-scales"]
+    phv, a = system.cache["kkt-PHV"], _kkt_row_scales(system)
     with onp.errstate(all="ignore"):
         r = system.apply(w) - b
         r1, r2 = r[:n], r[n:]
@@ -939,6 +960,19 @@ def _kkt_scaling(A, p):
     return d
 
 
+def _kkt_row_scales(system):
+    """The balancing scales of a KKT system's constraint rows (:func:`_row_scales`, the
+    Hessian block's scale from one product with a random vector); cached."""
+    if "kkt-scales" not in system.cache:
+        p = system.kkt_rows
+        n = system.n - p
+        v = random_vector(n, 3)
+        h = float(onp.max(onp.abs(system.apply(onp.concatenate([v, onp.zeros(p)]))[:n])))
+        h /= float(onp.max(onp.abs(v), initial=0.0)) if n else 1.0
+        system.cache["kkt-scales"] = _row_scales(h, system.kkt_jacobian())
+    return system.cache["kkt-scales"]
+
+
 def _kkt_balanced(system):
     """For a symmetric KKT system ``[[H, J^T], [J, 0]]`` whose blocks differ in scale (``f``
     x 1e4 against constraints of scale 1, or constraints in different units):
@@ -952,10 +986,7 @@ def _kkt_balanced(system):
         return None
     if "kkt-balanced" not in system.cache:
         n = system.n - p
-        v = random_vector(n, 3)
-        h = float(onp.max(onp.abs(system.apply(onp.concatenate([v, onp.zeros(p)]))[:n])))
-        h /= float(onp.max(onp.abs(v)))
-        scales = _row_scales(h, system.kkt_jacobian())
+        scales = _kkt_row_scales(system)
         out = None
         if onp.any((scales < 0.5) | (scales > 2.0)):
             d = onp.concatenate([onp.ones(n), scales])
@@ -1170,16 +1201,15 @@ class NullSpace(LinearSolver):
     def _basis(self, system):
         if "nullspace" not in system.cache:
             p = system.kkt_rows
-            # rows normalised (constraints in any units): J = diag(norms) Jn
-            Jn, norms = normalized_rows(system.kkt_jacobian())
-            U, sv, Vt = onp.linalg.svd(Jn)
+            # rows normalised (constraints in any units): J = diag(norms) U S Vt
+            U, sv, Vt, norms = constraint_svd(system)
             rank = int(onp.sum(sv > self.rcond * max(sv[0], onp.finfo(float).tiny)))
             if rank < p:
                 raise LinearSolveError(
                     f"The constraint Jacobian in the {system.name} has rank {rank} < {p}: the "
                     "multipliers are not unique; remove dependent constraints."
                 )
-            system.cache["nullspace"] = (Jn, norms, U, sv, Vt)
+            system.cache["nullspace"] = null_basis(Vt)
         return system.cache["nullspace"]
 
     def _solve(self, system, b):
@@ -1187,8 +1217,8 @@ class NullSpace(LinearSolver):
         if not p:
             return self.inner(system, b)
         n = system.n - p
-        Jn, norms, U, sv, Vt = self._basis(system)
-        F = Vt[p:].T
+        F = self._basis(system)
+        U, sv, Vt, norms = constraint_svd(system)
         zero = onp.zeros(p)
 
         def H(w):
@@ -1207,7 +1237,8 @@ class NullSpace(LinearSolver):
             reduced.certify_curvature(*system.cache["curvature"])
         q, info = self.inner(reduced, F.T @ (r - H(wp)))
         w = wp + F @ q
-        mu = onp.linalg.lstsq(Jn.T, r - H(w), rcond=None)[0] / norms  # J^T mu = r - H w
+        # J^T mu = r - H w, J^T = Vt^T S U^T diag(norms)
+        mu = (U @ ((Vt @ (r - H(w))) / sv)) / norms
         out = onp.concatenate([w, mu])
         res = _relative_residual(system.apply(out) - b, b)
         return out, SolveInfo(f"nullspace-{info.method}", info.iterations, res, info.converged)
