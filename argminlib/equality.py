@@ -170,10 +170,10 @@ class Equality(Problem):
         self.check_feasible(x, y)
 
     def forward(self, x):
+        if self.forward_solver is not None:  # (checked at its solution)
+            return self.forward_solver(self.f, x, self.y0)
         check_objective(self.f, x, self.y0, "y0")
         check_constraint(self.h, x, self.y0, "h")
-        if self.forward_solver is not None:
-            return self.forward_solver(self.f, x, self.y0)
         return slsqp(self.f, x, self.y0, eq=self.h, maximize=self.mode == "max")
 
     def complete(self, x, y, multipliers_=None, feasible=True):

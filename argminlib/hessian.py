@@ -156,7 +156,21 @@ class _AtPoint:
 
     def _user_product(self, v):
         shape = self.spec.yshape
-        out = self.spec.hessp(self.x, self.y, v.reshape(shape) if shape else float(v[0]))
+        if shape:  # a read-only view: v may be a Krylov solver's work vector, or a cached
+            v = v.reshape(shape)  # test vector, that a hessp writing into it would corrupt
+            v.flags.writeable = False
+        else:
+            v = float(v[0])
+        try:
+            out = self.spec.hessp(self.x, self.y, v)
+        except ValueError as err:
+            if "read-only" not in str(err):
+                raise
+            raise InputError(
+                f"hessp(x, y, v) writes into its argument v ({err}): v belongs to the "
+                "solver (a Krylov method's work vector); compute the product into a new "
+                "array."
+            ) from None
         return _vector(out, self.n, "hessp")
 
     def _recover(self):

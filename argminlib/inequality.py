@@ -199,12 +199,12 @@ class Inequality(Problem):
         self.setup(y0, mode, solver, tol, certify)
 
     def forward(self, x):
+        if self.forward_solver is not None:  # (checked at its solution)
+            return self.forward_solver(self.f, x, self.y0)
         check_objective(self.f, x, self.y0, "y0")
         check_constraint(self.c, x, self.y0, "c")
         if self.eq is not None:
             check_constraint(self.eq, x, self.y0, "eq")
-        if self.forward_solver is not None:
-            return self.forward_solver(self.f, x, self.y0)
         return slsqp(self.f, x, self.y0, eq=self.eq, ineq=self.c, maximize=self.mode == "max")
 
     def _constraints(self, idx):

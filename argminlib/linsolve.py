@@ -31,6 +31,7 @@ minimum-norm solution of a singular system instead of failing).
 from __future__ import annotations
 
 import copy
+import functools
 import numbers
 import warnings
 from dataclasses import dataclass, replace
@@ -258,7 +259,7 @@ def _check_rhs(system, b):
     b = onp.asarray(getval(b))
     if onp.iscomplexobj(b):
         raise InputError("complex right-hand sides are not supported")
-    b = b.astype(float)
+    b = b.astype(float, copy=False)
     if b.ndim not in (1, 2) or b.shape[0] != system.n:
         raise ShapeError(f"right-hand side of shape {b.shape} for a system of size {system.n}")
     if not onp.all(onp.isfinite(b)):
@@ -352,10 +353,27 @@ class LinearSolver:
 def random_vector(n, seed):
     """A seeded random vector, entries uniform in ``[-1, 1)``: a test vector for checks
     and probes (five times cheaper than Gaussian entries, which only Lanczos's probability
-    bound needs)."""
+    bound needs). Read-only; up to ``RANDOM_CACHE_N`` entries it is drawn once per
+    ``(n, seed)`` (a generator costs 15 us, most of a check at small ``n``)."""
+    if n <= RANDOM_CACHE_N:
+        return _random_vector(n, seed)
+    return _draw(n, seed)
+
+
+#: random test vectors up to this size are cached (16 of them: at most 13 MB)
+RANDOM_CACHE_N = 10**5
+
+
+@functools.lru_cache(maxsize=16)
+def _random_vector(n, seed):
+    return _draw(n, seed)
+
+
+def _draw(n, seed):
     v = onp.random.default_rng(seed).random(n)
     v *= 2.0
     v -= 1.0
+    v.flags.writeable = False
     return v
 
 
@@ -427,10 +445,18 @@ class Dense(LinearSolver):
             with warnings.catch_warnings():
                 warnings.simplefilter("error", sla.LinAlgWarning)
                 try:
-                    if method == "cholesky":
-                        fac = sla.cho_factor(system.sign * A, lower=True)
-                    elif method == "lu":
-                        fac = sla.lu_factor(A)
+                    # LAPACK factorises a Fortran-ordered copy in place: the transpose of
+                    # a fresh C-ordered copy (given a C-ordered array, scipy transposes it
+                    # into a second copy: 3x the factorisation's time at n = 400). A is
+                    # finite: checked where it is formed or returned by the user.
+                    if method == "cholesky":  # (A symmetric: the transpose is A)
+                        own = system.sign * A
+                        fac = sla.cho_factor(
+                            own.T, lower=True, overwrite_a=True, check_finite=False
+                        )
+                    elif method == "lu":  # the factors of A^T (solves transpose back)
+                        own = onp.array(A, dtype=float, order="C")
+                        fac = sla.lu_factor(own.T, overwrite_a=True, check_finite=False)
                     else:
                         rcond = self.rcond
                         if rcond is None:
@@ -485,10 +511,11 @@ class Dense(LinearSolver):
 
     def _solve(self, system, b):
         method, fac = self.factor(system)
+        # (b and the factors are finite: checked by _check_rhs and where A is formed)
         if method == "cholesky":
-            w = system.sign * sla.cho_solve(fac, b)
+            w = system.sign * sla.cho_solve(fac, b, check_finite=False)
         elif method == "lu":
-            w = sla.lu_solve(fac, b, trans=1 if system.transposed else 0)
+            w = sla.lu_solve(fac, b, trans=0 if system.transposed else 1, check_finite=False)
         else:
             w = (fac.T if system.transposed else fac) @ b
         if not onp.all(onp.isfinite(w)):
@@ -641,7 +668,7 @@ class _Krylov(LinearSolver):
             apply = _preconditioner(M, system.n, system)  # shape checks
             if callable(M) and not hasattr(M, "shape") and system.n:
                 # a function: one call (on a residual-like random vector) checks its size
-                apply(random_vector(system.n, 0))
+                apply(random_vector(system.n, 0).copy())  # (its own: M may write)
 
     #: with ``accuracy`` (a Newton step): the primal part's error may be this large in
     #: absolute terms (below what the acceptance test can see), whatever its own size

@@ -98,13 +98,15 @@ class Unconstrained(Problem):
 
     def optimality(self, x, z):
         """``F(x, z) = f_Y(x, y)`` flattened, with ``y = reshape(z)``."""
+        if len(self.yshape) == 1:  # (no reshapes in the trace: each backward pass
+            return grad(lambda z_: self.f(x, z_))(z)  # through F would run them)
         g = grad(lambda z_: self.f(x, anp.reshape(z_, self.yshape)))(z)
         return anp.reshape(g, (-1,))
 
     def forward(self, x):
+        if self.forward_solver is not None:  # (y0 is the user's solver's business; f is
+            return self.forward_solver(self.f, x, self.y0)  # checked at its solution)
         check_objective(self.f, x, self.y0, "y0")
-        if self.forward_solver is not None:
-            return self.forward_solver(self.f, x, self.y0)
         if self.mode == "stationary":
             return stationary_point(self.f, x, self.y0)
         return newton(self.f, x, self.y0, maximize=self.mode == "max")

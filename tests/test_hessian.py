@@ -516,3 +516,21 @@ def test_every_solve_is_checked_with_a_factorising_solver_too():
         jacobian(
             lambda xx: al.argmin(f, xx, onp.zeros(n), hess=lambda x_, y_: onp.diag(lh), forward=fwd)
         )(x)
+
+
+@pytest.mark.parametrize("solver", ["dense", "cg", "sparse"])
+def test_hessp_that_writes_into_its_argument_is_refused(chain, solver):
+    """v may be a Krylov solver's work vector (scipy's CG passes its own) or a cached test
+    vector: a hessp that writes into it corrupted CG's iteration (a LinearSolveError after
+    maxiter, naming the wrong cause). It gets a read-only view, and the error says why."""
+    p = chain
+
+    def hessp(x, y, v):
+        v *= 2.0
+        return p.hessp(x, y, v) / 2.0
+
+    opts = dict(hessp=hessp, solver=solver)
+    if solver == "sparse":
+        opts["hess_sparsity"] = p.hess_sparsity
+    with pytest.raises(al.InputError, match="writes into its argument"):
+        grad(loss(p, **opts))(p.x)

@@ -49,9 +49,28 @@ def test_nonsymmetric_gmres_and_transpose():
     assert onp.allclose(al.GMRES()(s, b)[0], onp.linalg.solve(A, b), atol=1e-8)
     assert onp.allclose(al.GMRES()(s.T, b)[0], onp.linalg.solve(A.T, b), atol=1e-8)
     assert onp.allclose(s.matrix(), A) and onp.allclose(s.T.matrix(), A.T)
-    # the LU factor is shared by the system and its transpose
-    al.Dense()(s, b), al.Dense()(s.T, b)
+    # the LU factor is shared by the system and its transpose, whichever is solved first
+    assert onp.allclose(al.Dense()(s, b)[0], onp.linalg.solve(A, b), rtol=1e-12)
+    assert onp.allclose(al.Dense()(s.T, b)[0], onp.linalg.solve(A.T, b), rtol=1e-12)
     assert sum(1 for k in s.cache if k[0] == "dense") == 1
+    t = _system(A)
+    assert onp.allclose(al.Dense()(t.T, b)[0], onp.linalg.solve(A.T, b), rtol=1e-12)
+    assert onp.allclose(al.Dense()(t, b)[0], onp.linalg.solve(A, b), rtol=1e-12)
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("sign", [1, -1])
+def test_dense_cholesky_any_memory_order(spd, order, sign):
+    """LAPACK factorises a copy in place: the result does not depend on the memory order of
+    the assembled matrix, and the user's array is left alone."""
+    A, b = spd
+    M = onp.array(sign * A, order=order)
+    before = M.copy()
+    s = al.LinearSystem(20, lambda v: M @ v, symmetric=True, sign=sign, assembled=lambda: M)
+    w, info = al.Dense()(s, b)
+    assert info.method == "dense-cholesky"
+    assert onp.allclose(w, onp.linalg.solve(sign * A, b), rtol=1e-12)
+    assert onp.array_equal(M, before)
 
 
 def test_matrix_from_products_only():
