@@ -244,12 +244,49 @@ class Factor:
         return out.reshape(b.shape)
 
 
+#: how many sparsity structures :func:`_structure_facts` remembers
+STRUCTURE_CACHE = 4
+_STRUCTURES = []  # [(indptr, indices, facts)], the most recently used last
+
+
+def _structure_facts(A):
+    """A dict of facts about the structure of the canonical CSR matrix ``A`` (its ordering,
+    bandwidth, where its entries go in band storage), shared by every matrix of the same
+    structure: the Hessians recovered from one ``hess_sparsity`` pattern, or a user's
+    ``hess`` on a fixed pattern, are analysed once. Found by comparing the index arrays
+    (about 1 ms at 10^6 rows, where the bandwidth alone takes 8)."""
+    for i, (ptr, idx, facts) in enumerate(_STRUCTURES):
+        if (
+            ptr.shape == A.indptr.shape
+            and idx.shape == A.indices.shape
+            and onp.array_equal(ptr, A.indptr)
+            and onp.array_equal(idx, A.indices)
+        ):
+            _STRUCTURES.append(_STRUCTURES.pop(i))
+            return facts
+    facts = {}
+    _STRUCTURES.append((A.indptr.copy(), A.indices.copy(), facts))
+    del _STRUCTURES[:-STRUCTURE_CACHE]
+    return facts
+
+
 def _band_storage(A, perm, bw=None):
     """Rows of the band of the symmetric ``A[perm][:, perm]``, lower form for
     ``solveh_banded``: ``ab[d, j] = A[j + d, j]`` (``bw``: the bandwidth, if known)."""
     B = A[perm][:, perm].tocsr() if perm is not None else A
     n = A.shape[0]
     bw = bandwidth(B) if bw is None or perm is not None else bw
+    if perm is None:  # scatter the lower entries by a map computed once per structure
+        facts = _structure_facts(A)
+        if facts.get("band-map", (None,))[0] != bw:
+            rows, cols = _rows_cols(A)
+            lower = onp.flatnonzero(rows >= cols)
+            where = (rows[lower] - cols[lower]) * n + cols[lower]
+            facts["band-map"] = (bw, lower, where)
+        _, lower, where = facts["band-map"]
+        ab = onp.zeros((bw + 1) * n)
+        ab[where] = A.data[lower]
+        return ab.reshape(bw + 1, n)
     ab = onp.zeros((bw + 1, n))
     for d in range(bw + 1):
         ab[d, : n - d] = B.diagonal(-d)
@@ -279,11 +316,15 @@ def factorize(A, definite=0, method="auto", symmetric=True):
     if method == "auto":
         method = "splu"
         if symmetric:
-            b = bandwidth(A)
-            perm = None
-            if b * n > BAND_LIMIT or b > 64:
-                perm = reverse_cuthill_mckee(A, symmetric_mode=True)
-                b = bandwidth(A[perm][:, perm])
+            facts = _structure_facts(A)  # (the ordering is analysed once per structure)
+            if "banded-order" not in facts:
+                b = bandwidth(A)
+                perm = None
+                if b * n > BAND_LIMIT or b > 64:
+                    perm = reverse_cuthill_mckee(A, symmetric_mode=True)
+                    b = bandwidth(A[perm][:, perm])
+                facts["banded-order"] = (perm, b)
+            perm, b = facts["banded-order"]
             if (b + 1) * n <= BAND_LIMIT:
                 return _banded(A, definite, perm, b)
         if definite and _cholmod is not None:

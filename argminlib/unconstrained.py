@@ -98,8 +98,6 @@ class Unconstrained(Problem):
 
     def optimality(self, x, z):
         """``F(x, z) = f_Y(x, y)`` flattened, with ``y = reshape(z)``."""
-        if len(self.yshape) == 1:  # (no reshapes in the trace: each backward pass
-            return grad(lambda z_: self.f(x, z_))(z)  # through F would run them)
         g = grad(lambda z_: self.f(x, anp.reshape(z_, self.yshape)))(z)
         return anp.reshape(g, (-1,))
 

@@ -161,3 +161,34 @@ def test_recover_refuses_products_of_the_wrong_size():
     for bad in (lambda v: 3.0, lambda v: onp.ones(1), lambda v: onp.ones(14)):
         with pytest.raises(S.SparsityError, match="expected 7"):
             comp.recover(bad)
+
+
+def test_structures_are_analysed_once_and_told_apart():
+    """The ordering, bandwidth and band map are remembered per structure (the index arrays,
+    compared by value): matrices of one structure with other values, of another structure
+    of the same size and of a wider band, alternating, each get their own right factor."""
+    n = 200
+    rng = onp.random.default_rng(4)
+    T1, T2 = tridiagonal(n, seed=1), tridiagonal(n, seed=2)  # one structure
+    W = sp.diags(  # the same size, five diagonals
+        [-0.2 * onp.ones(n - 2), -0.3 * onp.ones(n - 1), 3 + rng.random(n)]
+        + [-0.3 * onp.ones(n - 1), -0.2 * onp.ones(n - 2)],
+        [-2, -1, 0, 1, 2],
+        format="csr",
+    )
+    G = random_symmetric(n, 0.03, seed=6)  # reordered (reverse Cuthill-McKee)
+    b = rng.standard_normal(n)
+    for A in [T1, W, T2, G, T1, W, G, T2]:
+        F = S.factorize(A.copy(), 1)
+        assert onp.allclose(A @ F.solve(b), b, atol=1e-10), F.method
+    # the same row counts (indptr) as the tridiagonal, other columns: edges 0-1 and 2-3
+    # of the chain replaced by 0-2 and 1-3 (bandwidth 2)
+    A = T1.copy().tolil()
+    A[0, 1] = A[1, 0] = A[2, 3] = A[3, 2] = 0.0
+    A[0, 2] = A[2, 0] = A[1, 3] = A[3, 1] = -0.4
+    A = A.tocsr()
+    A.eliminate_zeros()
+    assert onp.array_equal(A.indptr, T1.indptr) and not onp.array_equal(A.indices, T1.indices)
+    for M in [T1, A, T1]:
+        F = S.factorize(M.copy(), 1)
+        assert onp.allclose(M @ F.solve(b), b, atol=1e-10)
