@@ -130,7 +130,7 @@ class _AtPoint:
                 raise ShapeError(
                     f"hess returned a LinearOperator of shape {H.shape}; expected ({n}, {n})"
                 )
-            self.matvec = lambda v: _vector(H.matvec(v), n, "hess")
+            self.matvec = lambda v: _product(H.matvec, v, (n,), n, "hess's LinearOperator")
             self.assembled = None
             return
         if not sp.issparse(H):
@@ -156,22 +156,7 @@ class _AtPoint:
 
     def _user_product(self, v):
         shape = self.spec.yshape
-        if shape:  # a read-only view: v may be a Krylov solver's work vector, or a cached
-            v = v.reshape(shape)  # test vector, that a hessp writing into it would corrupt
-            v.flags.writeable = False
-        else:
-            v = float(v[0])
-        try:
-            out = self.spec.hessp(self.x, self.y, v)
-        except ValueError as err:
-            if "read-only" not in str(err):
-                raise
-            raise InputError(
-                f"hessp(x, y, v) writes into its argument v ({err}): v belongs to the "
-                "solver (a Krylov method's work vector); compute the product into a new "
-                "array."
-            ) from None
-        return _vector(out, self.n, "hessp")
+        return _product(lambda v_: self.spec.hessp(self.x, self.y, v_), v, shape, self.n, "hessp")
 
     def _recover(self):
         if self._matrix is None:
@@ -253,6 +238,33 @@ class _AtPoint:
                 difference=diff,
             )
         return True
+
+
+def _product(fun, v, shape, n, name):
+    """``fun(v)`` for a user's product, as a float vector of ``n`` entries: ``v`` is passed as
+    a read-only view of the given ``shape`` (``()``: a float), since it may be a Krylov
+    solver's work vector or a cached test vector, which a product writing into it would
+    corrupt; an output that shares memory with ``v`` (``return v``) is copied, as the solver
+    writes into what it gets."""
+    if shape:
+        arg = v.reshape(shape)
+        arg.flags.writeable = False
+    else:
+        arg = float(v[0])
+    try:
+        out = fun(arg)
+    except ValueError as err:
+        if "read-only" not in str(err):
+            raise
+        raise InputError(
+            f"{name} raised ValueError({err}): it writes into a read-only array, most likely "
+            "its argument v, which belongs to the solver (a Krylov method's work vector): "
+            "compute the product into a new array."
+        ) from None
+    out = _vector(out, n, name)
+    if onp.may_share_memory(out, v) or not out.flags.writeable:
+        out = out.copy()
+    return out
 
 
 def _vector(out, n, name):

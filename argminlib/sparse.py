@@ -283,9 +283,8 @@ def _band_storage(A, perm, bw=None):
             lower = onp.flatnonzero(rows >= cols)
             where = (rows[lower] - cols[lower]) * n + cols[lower]
             facts["band-map"] = (bw, lower, where)
-        _, lower, where = facts["band-map"]
-        ab = onp.zeros((bw + 1) * n)
-        ab[where] = A.data[lower]
+        _, lower, where = facts["band-map"]  # (bincount sums duplicate entries)
+        ab = onp.bincount(where, weights=A.data[lower], minlength=(bw + 1) * n)
         return ab.reshape(bw + 1, n)
     ab = onp.zeros((bw + 1, n))
     for d in range(bw + 1):

@@ -508,7 +508,7 @@ def test_every_solve_is_checked_with_a_factorising_solver_too():
         return 0.5 * anp.sum(lam * y**2) - anp.dot(x, y)
 
     lh = lam.copy()
-    lh[36] *= 1 + 1e-4  # invisible to the probe at the solution
+    lh[39] *= 1 + 1e-4  # invisible to the probe at the solution
     x = onp.linspace(1.0, 2.0, n)
     fwd = lambda f_, xx, yy: onp.asarray(xx) / lam  # noqa: E731
     al.argmin(f, x, onp.zeros(n), hess=lambda x_, y_: onp.diag(lh), forward=fwd)  # passes
@@ -532,5 +532,56 @@ def test_hessp_that_writes_into_its_argument_is_refused(chain, solver):
     opts = dict(hessp=hessp, solver=solver)
     if solver == "sparse":
         opts["hess_sparsity"] = p.hess_sparsity
-    with pytest.raises(al.InputError, match="writes into its argument"):
+    with pytest.raises(al.InputError, match="writes into a read-only array, most likely its"):
         grad(loss(p, **opts))(p.x)
+
+
+@pytest.mark.parametrize("solver", ["gmres", "cg", "minres", "dense"])
+@pytest.mark.parametrize("kind", ["hessp", "linear operator"])
+def test_a_product_that_returns_its_argument(solver, kind):
+    """f_YY = I: ``hessp = lambda x, y, v: v`` (or an identity LinearOperator) is right, and
+    its output is v itself, a solver's work vector that scipy's GMRES writes into next (a
+    raw ValueError on the read-only view; before that, a GMRES that did not converge)."""
+    f = lambda x, y: 0.5 * anp.sum((y - x) ** 2)  # noqa: E731
+    extra = (
+        dict(hessp=lambda x, y, v: v)
+        if kind == "hessp"
+        else dict(hess=lambda x, y: spla.aslinearoperator(sp.eye(5)))
+    )
+    g = grad(lambda x: anp.sum(al.argmin(f, x, onp.zeros(5), solver=solver, **extra) ** 2))
+    x = onp.linspace(-1, 1, 5)
+    assert onp.allclose(g(x), 2 * x, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("solver", ["cg", "minres"])
+def test_a_linear_operator_that_writes_into_its_argument_is_refused(solver):
+    p = Chain(N, seed=3)
+
+    def hess(x, y):
+        def matvec(v):
+            v *= 1.0  # writes into the solver's vector
+            return p.hessp(x, y, v)
+
+        return spla.LinearOperator((N, N), matvec=matvec, dtype=float)
+
+    with pytest.raises(al.InputError, match="writes into a read-only array"):
+        grad(loss(p, hess=hess, solver=solver))(p.x)
+
+
+@pytest.mark.parametrize("which", ["hess", "hessp"])
+@pytest.mark.parametrize("solver", ["dense", "lu"])
+def test_user_hessian_of_one_variable_is_not_a_false_alarm(which, solver):
+    """n = 1: the probe's residual b and the random part s A r of the check could cancel
+    exactly (opposite signs), leaving a comparison of rounding with zero
+    (HessianMismatchError for a right Hessian); s now takes the sign that adds them."""
+    f = lambda x, y: 0.5 * anp.sum((y - x) ** 2) + 0.25 * anp.sum(y**4)  # noqa: E731
+    extra = (
+        dict(hess=lambda x, y: onp.diag(1 + 3 * y**2))
+        if which == "hess"
+        else dict(hessp=lambda x, y, v: v + 3 * y**2 * v)
+    )
+    x = onp.array([0.7])
+    y = al.argmin(f, x, onp.zeros(1), solver=solver, **extra)
+    assert abs(y[0] + y[0] ** 3 - 0.7) < 1e-12
+    g = grad(lambda x: al.argmin(f, x, onp.zeros(1), solver=solver, **extra)[0])(x)
+    assert onp.allclose(g, 1 / (1 + 3 * y**2), rtol=1e-10)

@@ -192,3 +192,25 @@ def test_structures_are_analysed_once_and_told_apart():
     for M in [T1, A, T1]:
         F = S.factorize(M.copy(), 1)
         assert onp.allclose(M @ F.solve(b), b, atol=1e-10)
+
+
+def test_band_storage_sums_duplicates():
+    """A CSR matrix with duplicate entries flagged canonical (a stale flag: scipy then skips
+    sum_duplicates) is the sum of its entries, in band storage as in scipy's products."""
+    n = 40
+    T = sp.diags(  # pentadiagonal, definite
+        [-0.2 * onp.ones(n - 2), -0.3 * onp.ones(n - 1), 3.0 * onp.ones(n)]
+        + [-0.3 * onp.ones(n - 1), -0.2 * onp.ones(n - 2)],
+        [-2, -1, 0, 1, 2],
+        format="coo",
+    )
+    r, c = (onp.concatenate([a, a]) for a in (T.row, T.col))
+    d = onp.concatenate([0.25 * T.data, 0.75 * T.data])
+    o = onp.lexsort((c, r))
+    indptr = onp.searchsorted(r[o], onp.arange(n + 1)).astype(onp.int32)
+    M = sp.csr_matrix((d[o], c[o].astype(onp.int32), indptr), shape=(n, n))
+    M.has_canonical_format = True
+    b = onp.random.default_rng(0).standard_normal(n)
+    F = S.factorize(M, 1)
+    assert F.method == "banded-cholesky"
+    assert onp.allclose(T.toarray() @ F.solve(b), b, atol=1e-12)
