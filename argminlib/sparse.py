@@ -270,14 +270,15 @@ def _structure_facts(A):
     return facts
 
 
-def _band_storage(A, perm, bw=None):
+def _band_storage(A, perm, bw=None, facts=None):
     """Rows of the band of the symmetric ``A[perm][:, perm]``, lower form for
-    ``solveh_banded``: ``ab[d, j] = A[j + d, j]`` (``bw``: the bandwidth, if known)."""
+    ``solveh_banded``: ``ab[d, j] = A[j + d, j]`` (``bw``: the bandwidth, if known;
+    ``facts``: ``A``'s :func:`_structure_facts`, if looked up already)."""
     B = A[perm][:, perm].tocsr() if perm is not None else A
     n = A.shape[0]
     bw = bandwidth(B) if bw is None or perm is not None else bw
     if perm is None:  # scatter the lower entries by a map computed once per structure
-        facts = _structure_facts(A)
+        facts = _structure_facts(A) if facts is None else facts
         if facts.get("band-map", (None,))[0] != bw:
             rows, cols = _rows_cols(A)
             lower = onp.flatnonzero(rows >= cols)
@@ -325,7 +326,7 @@ def factorize(A, definite=0, method="auto", symmetric=True):
                 facts["banded-order"] = (perm, b)
             perm, b = facts["banded-order"]
             if (b + 1) * n <= BAND_LIMIT:
-                return _banded(A, definite, perm, b)
+                return _banded(A, definite, perm, b, facts)
         if definite and _cholmod is not None:
             method = "cholmod"
     if method == "banded":
@@ -366,9 +367,9 @@ def _splu(A, n):
     return Factor("splu", solve, n)
 
 
-def _banded(A, definite, perm, bw=None):
+def _banded(A, definite, perm, bw=None, facts=None):
     n = A.shape[0]
-    ab = _band_storage(A, perm, bw)
+    ab = _band_storage(A, perm, bw, facts)
     inv = None
     if perm is not None:
         inv = onp.empty_like(perm)

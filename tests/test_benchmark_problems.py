@@ -116,3 +116,17 @@ def test_second_order_through_argmin_still_traces():
 
     H = hessian(L)(p.x)
     assert onp.allclose(H, al.fd_jacobian(grad(L), p.x, 1e-5), rtol=1e-4, atol=1e-7)
+
+
+def test_best_time_runs_fast_calls_many_times_and_slow_ones_repeat_times():
+    """Counts of calls, not timings: a call of microseconds is repeated up to the 2000 cap
+    within the budget, a call longer than the budget exactly ``repeat`` times; the
+    result is the call's."""
+    from problems import best_time
+
+    calls = []
+    t, out = best_time(lambda: calls.append(1) or len(calls), repeat=3, budget=10.0)
+    assert out == len(calls) == 2001 and t >= 0
+    calls.clear()
+    t, out = best_time(lambda: calls.append(1) or len(calls), repeat=3, budget=0.0)
+    assert len(calls) == 3 and out == 3
