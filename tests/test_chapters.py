@@ -33,6 +33,10 @@ FAST = {
 }
 
 
+# Below this, a glued number is a rounding-level error (see test_chapter_is_deterministic).
+ROUNDING = 1e-12
+
+
 @pytest.fixture(scope="session")
 def results():
     jobs = {ch: (ch, FAST[ch]) for ch in toc_chapters()}
@@ -59,13 +63,29 @@ def test_book_and_papermill_read_the_same_cells(chapter):
 
 @pytest.mark.parametrize("chapter", toc_chapters())
 def test_chapter_is_deterministic(results, chapter):
+    """Two runs of a chapter tell the same story: same keys, same figures, same numbers.
+
+    Numbers agree to ``rel=1e-6`` above ``ROUNDING`` in absolute value. Below it a glued
+    value is a round-off-level error (of a solve, a feasibility, a check against a closed
+    form) whose last bits are not part of the book's claim: the curvature certificate starts
+    its Lanczos run from a session-random vector (``argminlib.randomness``), so the order of
+    floating-point operations, and with it a 1e-16 error, differs between kernels. The
+    chapter's own test bounds each such error; here it only has to stay below ``ROUNDING``.
+    """
     first, second = values(results, chapter), values(results, f"{chapter}#again")
     assert first, f"{chapter} glued no values"
 
     def stable(v):
         return {k: x for k, x in v.items() if not k.startswith(("time_", "mem_"))}
 
-    assert stable(first) == stable(second)
+    first, second = stable(first), stable(second)
+    assert first.keys() == second.keys()
+    for key, a in first.items():
+        b = second[key]
+        if isinstance(a, (int, float)) and not isinstance(a, bool):
+            assert b == pytest.approx(a, rel=1e-6, abs=ROUNDING), key
+        else:
+            assert b == a, key
 
 
 def test_ch01_introduction(results):
