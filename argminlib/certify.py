@@ -22,6 +22,22 @@ Two methods, chosen by :class:`Certify`:
   from above, so a tiny eigenvalue can be missed if the run is too short. Raise ``steps``
   for more assurance; ``certify=False`` switches the check off.
 
+The Lanczos start is the sum of two unit vectors: a random one, drawn from this process's
+entropy (:mod:`argminlib.randomness`; no problem can be built to be orthogonal to it), and
+the residual ``F(x, z)`` of the point being certified. The random part carries the
+Kuczyński–Woźniakowski probability bound; the normalisation of the sum at most halves its
+components, which the count of steps pays for by using ``confidence / 2``. That holds
+because the residual cannot depend on the random part (a problem written beforehand does
+not see this process's entropy), and adding a fixed vector to a random one whose density
+is symmetric and unimodal, as a uniform direction's components are, puts no more
+probability near zero in any component (Anderson's inequality, 1955). An explicit
+``Certify(seed=...)`` gives that up: whoever knows the seed can choose a ``z`` whose
+residual cancels the random part along a direction of low curvature, as they could build
+a Hessian orthogonal to it; use it to reproduce a run, not to certify. The residual
+part makes the check robust where it matters most: a ``z`` off the solution along a
+direction of low curvature has its residual along that direction, so Lanczos, started
+there, finds that curvature in a few steps, whatever the rounding in the rest of ``F``.
+
 Decisions are relative to the largest eigenvalue in size, so they do not change when ``f``
 is multiplied by a constant.
 """
@@ -33,6 +49,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as onp
 import scipy.linalg as sla
+import scipy.sparse as sp
 
 from .exceptions import (
     CurvatureError,
@@ -42,10 +59,32 @@ from .exceptions import (
     SingularHessianError,
     UncertifiedError,
 )
+from .linsolve import (
+    Dense,
+    LinearSolveError,
+    Sparse,
+    constraint_svd,
+    null_basis,
+    numerical_rank,
+    probe,
+)
 from .linsolve import _norm2 as _norm
-from .linsolve import constraint_svd, null_basis
+from .randomness import generator
 
-__all__ = ["Certify", "Certificate", "certify", "as_certify", "lanczos"]
+__all__ = [
+    "Certify",
+    "Certificate",
+    "certify",
+    "certify_solution",
+    "by_factorization",
+    "as_certify",
+    "lanczos",
+    "equilibrated",
+]
+
+#: from this size on, a dense solve certifies a definite system by its Cholesky
+#: factorisation (about a tenth of an eigendecomposition's cost)
+CHOLESKY_CERTIFICATE_N = 500
 
 #: Lanczos keeps every vector orthogonal to all previous ones up to this ``steps * dim``
 FULL_REORTHOGONALIZATION = 2 * 10**6
@@ -77,13 +116,17 @@ class Certify:
     the extreme Ritz values have moved by less than ``settle`` (relative) over five steps.
     ``rcond``: an eigenvalue below ``rcond`` times the largest in size makes the matrix
     ill-conditioned (an error: the derivative would lose about ``-log10(rcond)`` digits);
-    lower it to accept such a matrix knowingly; ``seed``: of the random start.
+    lower it to accept such a matrix knowingly (for a factorising solver the condition is
+    that of the matrix scaled by its diagonal, see :func:`certify`); ``seed``: ``None``
+    (default) draws the random part of the start from this process's entropy
+    (:mod:`argminlib.randomness`), an integer makes the run reproducible across processes
+    but known to anyone, so that the probability bound no longer holds for every problem.
     """
 
     method: str = "auto"
     steps: int = 20
     rcond: float = 1e-10
-    seed: int = 0
+    seed: int | None = None
     max_steps: int = 500
     settle: float = 1e-3
     confidence: float = 1e-3
@@ -100,10 +143,12 @@ class Certify:
                 f"Certify(max_steps={self.max_steps}) is below steps={self.steps}: use "
                 "max_steps >= steps"
             )
-        if not (isinstance(self.seed, numbers.Integral) and not isinstance(self.seed, bool)):
-            raise InputError(f"Certify(seed={self.seed!r}): use a non-negative integer")
-        if self.seed < 0:
-            raise InputError(f"Certify(seed={self.seed!r}): use a non-negative integer")
+        if self.seed is not None and not (
+            isinstance(self.seed, numbers.Integral)
+            and not isinstance(self.seed, bool)
+            and self.seed >= 0
+        ):
+            raise InputError(f"Certify(seed={self.seed!r}): use None or a non-negative integer")
         for name in ("settle", "confidence"):
             v = getattr(self, name)
             if not (isinstance(v, numbers.Real) and not isinstance(v, bool) and 0 < v < 1):
@@ -131,17 +176,23 @@ class Certificate:
     """What was established about ``A = dF/dz`` at a solution (``H``: ``A`` itself, or for a
     KKT matrix its Hessian block).
 
-    ``method``: ``"dense"`` or ``"lanczos"``; ``lowest``, ``highest``: the extreme
-    eigenvalues of ``H`` (of the reduced Hessian on ``null(J)`` for a KKT matrix), exact or
-    Ritz estimates; ``smallest``: the smallest ``|eigenvalue|`` (estimate); ``exact``:
-    whether they are the true eigenvalues; ``products``: matrix-vector products spent;
+    ``method``: ``"dense"``, ``"lanczos"`` or a factorisation's (``"cholesky"``,
+    ``"cholesky-<method>"``); ``lowest``, ``highest``: the extreme eigenvalues of ``H`` (of
+    the reduced Hessian on ``null(J)`` for a KKT matrix), exact or Ritz estimates (for a
+    sparse Cholesky certificate, ``lowest`` is the lower bound ``lam_min(D H D) min(h_ii)``
+    and ``highest`` Gershgorin's upper bound); ``smallest``: the smallest
+    ``|eigenvalue|`` (estimate); ``exact``: whether they are the true eigenvalues;
+    ``products``: matrix-vector products spent;
     ``space``: the dimension checked (``n``, or ``n - p`` with ``p`` active constraints);
     ``bound``: a lower bound on the smallest eigenvalue of ``H`` (of ``-H`` for a maximum;
     unconstrained problems) when one is established: the exact eigenvalue (dense), or half
     the lowest Ritz value after the Kuczyński–Woźniakowski count of Lanczos steps (holds
     with probability ``1 - Certify.confidence``); else ``None``. The Newton step is then at
     most ``norm(F) / bound`` long, so an exact enough solution is accepted without a solve
-    (:meth:`argminlib.Solution.step_bound`).
+    (:meth:`argminlib.Solution.step_bound`). ``scaled``: ``(lowest, highest, smallest)``
+    eigenvalues of ``D A D``, ``D`` the diagonal scaling of :func:`.equilibrated` (a
+    factorising solver, no constraints), on which definiteness, singularity and conditioning
+    are judged.
     """
 
     method: str
@@ -153,10 +204,21 @@ class Certificate:
     space: int
     direction: onp.ndarray | None = field(default=None, repr=False, compare=False)
     bound: float | None = None
+    scaled: tuple | None = None
 
     @property
     def condition(self):
-        """``max |eig| / min |eig|`` (an estimate unless ``exact``)."""
+        """The condition number that governs the answer, that of ``D A D``, ``D`` scaling ``A`` to
+        a unit diagonal, when ``scaled`` holds its extreme eigenvalues (a factorising solve,
+        whose accuracy a diagonal scaling does not change), else ``max |eig| / min |eig|``
+        of ``A`` (an estimate unless ``exact``)."""
+        lo, hi, small = self.scaled or (self.lowest, self.highest, self.smallest)
+        big = max(abs(lo), abs(hi))
+        return big / small if small > 0 else onp.inf
+
+    @property
+    def unscaled_condition(self):
+        """``max |eig| / min |eig|`` of ``A`` itself: what a Krylov solve on ``A`` meets."""
         big = max(abs(self.lowest), abs(self.highest))
         return big / self.smallest if self.smallest > 0 else onp.inf
 
@@ -171,6 +233,7 @@ def lanczos(
     settled=None,
     keep_vectors=False,
     name="matrix",
+    start=None,
 ):
     """``steps`` Lanczos iterations on the symmetric operator ``matvec`` (vectors of length
     ``dim``), fully reorthogonalised (when ``steps * dim`` is at most
@@ -178,7 +241,9 @@ def lanczos(
     two only, the three-term recurrence, whose extreme Ritz values stay accurate in floating
     point (Paige) at ``O(dim)`` instead of ``O(dim steps)`` work per step), restarted at
     random on breakdown (so ``dim`` steps give the whole spectrum). ``project`` maps a
-    vector onto the subspace to work in.
+    vector onto the subspace to work in. The start is a random unit vector (``seed``:
+    ``None`` for this process's entropy, or an integer), plus ``start / |start|`` when
+    ``start`` is given and not zero (see the module docstring).
 
     With ``max_steps`` and ``settled(previous_ritz, ritz)``: after ``steps``, every five
     steps the Ritz values are computed and the iteration goes on (up to ``max_steps``)
@@ -200,69 +265,8 @@ def lanczos(
     # three-term recurrence the last two (references: each step makes a new vector)
     Q = onp.empty((max(k, 1), dim)) if full else None
 
-    def run(k, settled, emit=None, kept=None):
-        """One pass; ``emit(j, q)`` sees each Lanczos vector, and ``kept`` (a list) keeps
-        copies of them while they fit in ``KEEP_VECTORS`` (it is emptied when they do not).
-        The same seed, ``k`` and operator repeat a pass exactly (the second pass below)."""
-        rng = onp.random.default_rng(seed)
-        previous, alpha, beta, scale = None, [], [], 0.0
-        q = proj(rng.standard_normal(dim))
-        q /= onp.linalg.norm(q)
-        last = []  # the three-term recurrence's previous vectors
-        for j in range(k):
-            if full:
-                Q[j] = q
-            else:
-                last = [last[-1], q] if last else [q]
-            if emit is not None:
-                emit(j, q)
-            if kept is not None:
-                if (j + 1) * dim <= KEEP_VECTORS:
-                    kept.append(q.astype(onp.float32))
-                else:  # too many to keep: drop them (the caller repeats the run instead)
-                    kept.clear()
-                    kept = None
-            w = onp.asarray(matvec(q), dtype=float).reshape(-1)
-            a = float(q @ w)
-            if not onp.isfinite(a):  # NaN or inf products (checked for free, on q^T A q)
-                raise NonFiniteError(
-                    f"The {name} gives NaN or inf products at this point (Lanczos step "
-                    f"{j + 1}); check f (and hess/hessp if given) and its second derivatives "
-                    "at y, e.g. a non-smooth term such as |y|^1.5 at 0."
-                )
-            alpha.append(a)
-            if j == k - 1:
-                break
-            if settled is not None and j + 1 >= k0 and k > k0 and (j + 1 - k0) % 5 == 0:
-                ritz = _ritz(alpha, beta)
-                if previous is not None and settled(previous, ritz):
-                    break
-                previous = ritz
-            B = Q[: j + 1] if full else last
-            before = _norm(w)
-            w = proj(_orthogonalize(w, B))
-            b = _norm(w)
-            if b < 0.7 * before:  # cancellation: Gram-Schmidt once more ("twice is enough")
-                w = proj(_orthogonalize(w, B, fresh=True))
-                b = _norm(w)
-            if not onp.isfinite(b):
-                raise NonFiniteError(
-                    f"The {name}'s products overflow (their norm is inf): rescale f or y."
-                )
-            scale = max(scale, abs(a), b)
-            if b <= 1e-10 * max(scale, onp.finfo(float).tiny):  # invariant subspace: restart
-                w = proj(rng.standard_normal(dim))
-                for _ in range(2):
-                    w = proj(_orthogonalize(w, B, fresh=True))
-                nw = float(onp.linalg.norm(w))
-                if nw <= 1e-8:  # the whole space is spanned
-                    break
-                beta.append(0.0)
-                q = w / nw
-            else:
-                beta.append(b)
-                q = w / b
-        return alpha, beta
+    lp = _LanczosPass(matvec, dim, k0, seed, proj, start, Q, name)
+    run = lp.run
 
     kept = [] if (keep_vectors and not full) else None
     alpha, beta = run(k, settled, kept=kept)
@@ -295,6 +299,90 @@ def lanczos(
     return vals, X.T, products  # normalised, not orthonormal
 
 
+class _LanczosPass:
+    """The operator, start and storage of one Lanczos run (:func:`lanczos`): ``run`` makes
+    one pass; the same seed, ``k`` and operator repeat a pass exactly."""
+
+    def __init__(self, matvec, dim, k0, seed, proj, start, Q, name):
+        self.matvec, self.dim, self.k0, self.seed = matvec, dim, k0, seed
+        self.proj, self.start, self.Q, self.name = proj, start, Q, name
+
+    def run(self, k, settled, emit=None, kept=None):
+        """One pass; ``emit(j, q)`` sees each Lanczos vector, and ``kept`` (a list) keeps
+        copies of them while they fit in ``KEEP_VECTORS`` (it is emptied when they do not).
+        The same seed, ``k`` and operator repeat a pass exactly (the second pass below)."""
+        rng = generator(self.seed, 1)
+        previous, alpha, beta, scale = None, [], [], 0.0
+        q = self.proj(rng.standard_normal(self.dim))
+        q /= onp.linalg.norm(q)
+        if self.start is not None:
+            s = self.proj(onp.asarray(self.start, dtype=float).reshape(-1))
+            ns = _norm(s)
+            if 0 < ns < onp.inf:
+                q = q + s / ns
+                q /= onp.linalg.norm(q)
+        last = []  # the three-term recurrence's previous vectors
+        for j in range(k):
+            if self.Q is not None:
+                self.Q[j] = q
+            else:
+                last = [last[-1], q] if last else [q]
+            if emit is not None:
+                emit(j, q)
+            if kept is not None:
+                if (j + 1) * self.dim <= KEEP_VECTORS:
+                    kept.append(q.astype(onp.float32))
+                else:  # too many to keep: drop them (the caller repeats the run instead)
+                    kept.clear()
+                    kept = None
+            w = onp.asarray(self.matvec(q), dtype=float).reshape(-1)
+            a = float(q @ w)
+            if not onp.isfinite(a):  # NaN or inf products (checked for free, on q^T A q)
+                raise NonFiniteError(
+                    f"The {self.name} gives NaN or inf products at this point (Lanczos step "
+                    f"{j + 1}); check f (and hess/hessp if given) and its second derivatives "
+                    "at y, e.g. a non-smooth term such as |y|^1.5 at 0."
+                )
+            alpha.append(a)
+            if j == k - 1:
+                break
+            if (
+                settled is not None
+                and j + 1 >= self.k0
+                and k > self.k0
+                and (j + 1 - self.k0) % 5 == 0
+            ):
+                ritz = _ritz(alpha, beta)
+                if previous is not None and settled(previous, ritz):
+                    break
+                previous = ritz
+            B = self.Q[: j + 1] if self.Q is not None else last
+            before = _norm(w)
+            w = self.proj(_orthogonalize(w, B))
+            b = _norm(w)
+            if b < 0.7 * before:  # cancellation: Gram-Schmidt once more ("twice is enough")
+                w = self.proj(_orthogonalize(w, B, fresh=True))
+                b = _norm(w)
+            if not onp.isfinite(b):
+                raise NonFiniteError(
+                    f"The {self.name}'s products overflow (their norm is inf): rescale f or y."
+                )
+            scale = max(scale, abs(a), b)
+            if b <= 1e-10 * max(scale, onp.finfo(float).tiny):  # invariant subspace: restart
+                w = self.proj(rng.standard_normal(self.dim))
+                for _ in range(2):
+                    w = self.proj(_orthogonalize(w, B, fresh=True))
+                nw = float(onp.linalg.norm(w))
+                if nw <= 1e-8:  # the whole space is spanned
+                    break
+                beta.append(0.0)
+                q = w / nw
+            else:
+                beta.append(b)
+                q = w / b
+        return alpha, beta
+
+
 def _ritz(alpha, beta):
     m = len(alpha)
     if m == 1:
@@ -305,12 +393,15 @@ def _ritz(alpha, beta):
 def _needed_steps(lowest, highest, dim, confidence):
     """Lanczos steps after which, with probability ``1 - confidence``, no eigenvalue lies
     below ``lowest / 2`` (``lowest > 0``), by the Kuczyński–Woźniakowski bound
-    ``P(error > eps w) <= 1.648 sqrt(n) exp(-sqrt(eps) (2k - 1))`` for a random start."""
+    ``P(error > eps w) <= 1.648 sqrt(n) exp(-sqrt(eps) (2k - 1))`` for a random start, at
+    ``confidence / 2`` (the start's random part is halved at most by the residual added to
+    it: see the module docstring)."""
     width = max(highest - lowest, 0.0)
     if width == 0.0:
         return 1
     eps = 0.5 * lowest / width
-    return int(onp.ceil((onp.log(1.648 * onp.sqrt(dim) / confidence) / onp.sqrt(eps) + 1) / 2))
+    tail = onp.log(2 * 1.648 * onp.sqrt(dim) / confidence)
+    return int(onp.ceil((tail / onp.sqrt(eps) + 1) / 2))
 
 
 def _enough(sign, dim, config):
@@ -354,8 +445,7 @@ def _kkt_parts(system):
         return system.apply, 0, n, None
     # rows normalised: the rank and the subspaces do not depend on each constraint's units
     _, sv, Vt, _ = constraint_svd(system)  # Vt: the row space, p x n
-    tiny = 1e-10 * max(sv[0], onp.finfo(float).tiny) if sv.size else 0.0
-    rank = int(onp.sum(sv > tiny))
+    rank = numerical_rank(sv)
     if rank < p:
         raise SingularHessianError(
             f"The constraint Jacobian in the {system.name} has rank {rank} but {p} rows "
@@ -371,18 +461,54 @@ def _kkt_parts(system):
     return H, p, n, Vt
 
 
+def equilibrated(A, sweeps=60):
+    """``D A D``: the symmetric ``A`` with every row's largest ``|entry|`` brought to 1 by a
+    diagonal ``D`` (symmetric max-norm equilibration, Bunch 1971; iterated as Ruiz 2001,
+    ``d_i <- d_i / sqrt(max_j |(D A D)_ij|)``, from ``D = |diag A|^(-1/2)`` where the
+    diagonal is not zero, until each row's maximum is within a factor 2 of 1).
+
+    Basis: a congruence keeps the inertia (Sylvester), so definiteness and singularity are
+    judged on ``D A D`` as well as on ``A``; and the accuracy of a factorised solve does
+    not depend on a diagonal scaling of the variables. Cholesky's backward error is
+    componentwise, ``|dA_ij| <= c eps sqrt(|a_ii a_jj|)`` (Demmel 1989), so the error of
+    ``A^{-1} b`` in the scaled variables is bounded by ``eps cond(D A D)``; for a definite
+    ``A`` the start is already the fixed point (unit diagonal, ``|a_ij| <= 1``), and that
+    unit-diagonal scaling is within a factor ``n`` of the best one (van der Sluis 1969).
+    For an indefinite ``A`` (LU with pivoting, ``mode='stationary'``), whose diagonal may
+    be zero, the error is governed by Skeel's condition ``|| |A^{-1}| |A| ||``, which no row
+    scaling changes and which the equilibrated matrix's condition bounds. A badly scaled
+    but isolated minimum (weights ``exp(x)`` of 1e12 next to 1), or a saddle
+    ``[[0, 1e-6], [1e-6, 1]]``, is therefore not ill-conditioned for a factorising solver."""
+    a = onp.abs(onp.asarray(A, dtype=float))
+    diag = onp.diagonal(a)
+    d = onp.where(diag > 0, 1.0 / onp.sqrt(onp.where(diag > 0, diag, 1.0)), 1.0)
+    for _ in range(sweeps):
+        r = onp.max(d[:, None] * a * d, axis=1) if a.size else a[:, 0]
+        r = onp.where(r > 0, r, 1.0)  # (a zero row stays as it is)
+        if onp.all((r >= 0.5) & (r <= 2.0)):
+            break
+        d = d / onp.sqrt(r)
+    return d[:, None] * A * d
+
+
 def certify(
     system,
     sign,
     config,
     *,
     forms_matrix=False,
+    factorizes=False,
     allow_singular=False,
     direction=False,
     whole_kkt=True,
+    residual=None,
 ):
     """Certify the :class:`~argminlib.LinearSystem` ``system`` for ``sign`` (+1: minimum,
     -1: maximum, 0: nonsingular root). Returns a :class:`Certificate` or raises.
+
+    ``residual``: ``F(x, z)`` at the point certified (length ``system.n``); Lanczos starts
+    from a random vector plus its direction (its primal part, for a KKT system): see the
+    module docstring.
 
     ``allow_singular``: a semidefinite (for ``sign = 0``: singular) matrix is accepted (the
     solver returns the minimum-norm solution); the wrong sign is still an error.
@@ -393,80 +519,22 @@ def certify(
     :class:`~argminlib.IllConditionedError`."""
     H, p, n, Vt = _kkt_parts(system)
     if p and whole_kkt and config.rcond > 0:
-        sv = constraint_svd(system)[1]
-        sigma = float(sv[-1]) / float(sv[0])
-        if sigma < onp.sqrt(config.rcond):
-            raise IllConditionedError(
-                f"The active constraints in the {system.name} are nearly dependent: their "
-                f"Jacobian, each row normalised, has smallest singular value {sigma:.1e} < "
-                f"sqrt(rcond) = {onp.sqrt(config.rcond):.0e}. The KKT matrix's condition "
-                "grows as 1 / sigma^2, so a solve with it would lose about "
-                f"{2 * onp.log10(1 / sigma):.0f} digits. Use solver='nullspace' (it works on "
-                "the null space of the constraints and loses about half as many), remove or "
-                "merge the nearly dependent constraints, or pass "
-                f"certify=argminlib.Certify(rcond={0.1 * sigma**2:.0e}) to accept it knowingly."
-            )
+        _check_constraint_angles(system, config)
     dim = n - p
     method = config.method
     if method == "auto":
         method = "dense" if (forms_matrix or dim <= config.steps) else "lanczos"
     if dim == 0:
         return Certificate(method, onp.inf, -onp.inf, onp.inf, True, p, 0)
+    if not (system.symmetric or p):  # a non-symmetric root problem: singular values
+        return _certify_general(system, config, method, dim, allow_singular, residual)
     if method == "dense":
-        if system.symmetric or p:
-            A = system.matrix()
-            Hm = 0.5 * (A[:n, :n] + A[:n, :n].T)
-        else:
-            Hm = system.matrix()
-        if p:
-            F = null_basis(Vt)
-            Hm = F.T @ Hm @ F
-        if system.symmetric or p:
-            vals, vecs = onp.linalg.eigh(Hm)
-        else:  # a non-symmetric root problem: singular values for invertibility
-            s = onp.linalg.svd(Hm, compute_uv=False)
-            return _judge_general(system, s, config, allow_singular)
-        if p:
-            vecs = F @ vecs
+        vals, vecs, scaled_vals = _dense_spectrum(system, p, n, Vt, factorizes)
         products, exact = (0 if forms_matrix else system.n), True
     else:
-        if not (system.symmetric or p):
-            # non-symmetric: Lanczos on A^T A estimates the singular values
-            def op(v):
-                return system.T.apply(system.apply(v))
-
-            vals, _, products = lanczos(
-                op,
-                dim,
-                min(config.steps, dim),
-                config.seed,
-                max_steps=min(config.max_steps, dim),
-                settled=_enough(+1, dim, config),
-                name=f"product A^T A of the {system.name}",
-            )
-            s = onp.sqrt(onp.maximum(vals[::-1], 0.0))
-            cert = _judge_general(system, s, config, allow_singular, exact=len(vals) >= dim)
-            if len(vals) < dim and not _enough(+1, dim, config)(None, vals):
-                _uncertified(system, cert, config, +1)
-            return cert
-        project = None
-        if p:
-            R = Vt[:p]
-
-            def project(v):
-                return v - R.T @ (R @ v)
-
-        vals, vecs, products = lanczos(
-            H,
-            n,
-            min(config.steps, dim),
-            config.seed,
-            project,
-            max_steps=min(config.max_steps, dim),
-            settled=_enough(sign, dim, config),
-            keep_vectors=direction,
-            name=system.name,
-        )
+        start = None if residual is None else onp.asarray(residual, dtype=float)[:n]
+        vals, vecs, products = _lanczos_spectrum(system, sign, config, H, n, Vt, direction, start)
+        scaled_vals = None
         # dim steps give the exact eigenvalues only with full reorthogonalisation
         exact = len(vals) >= dim and len(vals) * dim <= FULL_REORTHOGONALIZATION
     k = int(onp.argmin(vals)) if sign >= 0 else int(onp.argmax(vals))
@@ -479,8 +547,11 @@ def certify(
         int(products),
         int(dim),
         vecs[:, 0 if k == 0 else -1] if vecs is not None and vecs.size else None,
+        scaled=None
+        if scaled_vals is None
+        else (float(scaled_vals[0]), float(scaled_vals[-1]), float(onp.min(onp.abs(scaled_vals)))),
     )
-    _judge(system, sign, cert, config, allow_singular, vals)
+    _judge(system, sign, cert, config, allow_singular, vals, scaled_vals)
     if method == "lanczos" and not exact and sign and not _enough(sign, dim, config)(None, vals):
         _uncertified(system, cert, config, sign)
     if sign and not p:
@@ -491,6 +562,94 @@ def certify(
         low = low - max(100, dim) * onp.finfo(float).eps * big if exact else 0.5 * low
         if low > 0 and not allow_singular:
             cert = replace(cert, bound=float(low))
+    return cert
+
+
+def _check_constraint_angles(system, config):
+    """Nearly dependent constraints (normalised Jacobian's smallest singular value below
+    ``sqrt(rcond)``) raise :class:`~argminlib.IllConditionedError`: the whole KKT matrix's
+    condition grows as its inverse square."""
+    sv = constraint_svd(system)[1]
+    sigma = float(sv[-1]) / float(sv[0])
+    if sigma < onp.sqrt(config.rcond):
+        raise IllConditionedError(
+            f"The active constraints in the {system.name} are nearly dependent: their "
+            f"Jacobian, each row normalised, has smallest singular value {sigma:.1e} < "
+            f"sqrt(rcond) = {onp.sqrt(config.rcond):.0e}. The KKT matrix's condition "
+            "grows as 1 / sigma^2, so a solve with it would lose about "
+            f"{2 * onp.log10(1 / sigma):.0f} digits. Use solver='nullspace' (it works on "
+            "the null space of the constraints and loses about half as many), remove or "
+            "merge the nearly dependent constraints, or pass "
+            f"certify=argminlib.Certify(rcond={0.1 * sigma**2:.0e}) to accept it knowingly."
+        )
+
+
+def _dense_spectrum(system, p, n, Vt, factorizes):
+    """``(eigenvalues, eigenvectors, scaled)`` of the formed symmetric ``H`` (of the
+    reduced Hessian ``F^T H F`` with constraints), with ``scaled`` the extreme and smallest
+    eigenvalues of :func:`equilibrated` ``H`` (no constraints), else ``None``."""
+    A = system.matrix()
+    Hm = 0.5 * (A[:n, :n] + A[:n, :n].T)
+    F = null_basis(Vt) if p else None
+    if p:
+        Hm = F.T @ Hm @ F
+    # (only a factorising solve is as accurate as the scaled matrix; a Krylov solve meets
+    # the condition of A itself, so it is judged unscaled even when A is formed here)
+    scaled = onp.linalg.eigvalsh(equilibrated(Hm)) if factorizes and not p else None
+    vals, vecs = onp.linalg.eigh(Hm)
+    return vals, (F @ vecs if p else vecs), scaled
+
+
+def _lanczos_spectrum(system, sign, config, H, n, Vt, direction, start):
+    """``(Ritz values, Ritz vectors or None, products)`` of ``H`` (projected on the
+    constraints' null space), run until :func:`_enough` decides ``sign``."""
+    p = system.kkt_rows
+    dim = n - p
+    project = None
+    if p:
+        R = Vt[:p]
+
+        def project(v):
+            return v - R.T @ (R @ v)
+
+    return lanczos(
+        H,
+        n,
+        min(config.steps, dim),
+        config.seed,
+        project,
+        max_steps=min(config.max_steps, dim),
+        settled=_enough(sign, dim, config),
+        keep_vectors=direction,
+        name=system.name,
+        start=start,
+    )
+
+
+def _certify_general(system, config, method, dim, allow_singular, residual):
+    """A non-symmetric root problem: invertibility judged on the singular values (exact
+    from the formed matrix, or Lanczos on ``A^T A``)."""
+    if method == "dense":
+        s = onp.linalg.svd(system.matrix(), compute_uv=False)
+        return _judge_general(system, s, config, allow_singular)
+
+    def op(v):
+        return system.T.apply(system.apply(v))
+
+    vals, _, products = lanczos(
+        op,
+        dim,
+        min(config.steps, dim),
+        config.seed,
+        max_steps=min(config.max_steps, dim),
+        settled=_enough(+1, dim, config),
+        name=f"product A^T A of the {system.name}",
+        start=residual,
+    )
+    s = onp.sqrt(onp.maximum(vals[::-1], 0.0))
+    cert = _judge_general(system, s, config, allow_singular, exact=len(vals) >= dim)
+    if len(vals) < dim and not _enough(+1, dim, config)(None, vals):
+        _uncertified(system, cert, config, +1)
     return cert
 
 
@@ -513,78 +672,74 @@ def _where(system):
     return " on the null space of the active constraints' Jacobian" if system.kkt_rows else ""
 
 
-def _judge(system, sign, cert, config, allow_singular, vals=None):
-    big = max(abs(cert.lowest), abs(cert.highest), onp.finfo(float).tiny)
+def _judge(system, sign, cert, config, allow_singular, vals=None, scaled_vals=None):
+    """Raise unless ``cert`` shows what ``sign`` claims, with a condition within
+    ``1 / rcond``: on the spectrum of ``D A D`` when the certificate has it
+    (:func:`equilibrated`: a congruence, so the inertia and the count of zero eigenvalues
+    are those of ``A``, and a factorising solve's accuracy does not change), else on
+    that of ``A``; relative to the largest eigenvalue in size, so the decision does not
+    change when ``f`` is multiplied by a constant. A minimum-norm solve (``lstsq``) also
+    needs :func:`_same_rank`."""
+    lowest, highest = cert.lowest, cert.highest
+    smallest, scaled_note = cert.smallest, ""
+    if cert.scaled is not None:
+        lowest, highest, smallest = cert.scaled
+        scaled_note = " after scaling it to a unit diagonal (which keeps its inertia and the \
+accuracy of a factorised solve)"
+    judged = scaled_vals if scaled_vals is not None else vals
+    big = max(abs(lowest), abs(highest), onp.finfo(float).tiny)
     zero = max(100, cert.space) * onp.finfo(float).eps * big
     if cert.exact:
-        how = ""
+        how = scaled_note
     elif cert.method == "lanczos":
         how = f" (Lanczos estimate, {cert.products} products)"
     else:
-        how = f" ({cert.method} estimate)"
+        how = f" ({cert.method} estimate{scaled_note})"
     where = _where(system)
     name = system.name
     if sign:
         # work with s*A: it must be positive definite
-        lo, hi = (cert.lowest, cert.highest) if sign > 0 else (-cert.highest, -cert.lowest)
+        lo, hi = (lowest, highest) if sign > 0 else (-highest, -lowest)
         want, other = ("minimum", "max") if sign > 0 else ("maximum", "min")
-        kind = "positive" if sign > 0 else "negative"
-        if lo < -zero:
-            if hi <= zero:
-                msg = (
-                    f"y is a local {'maximum' if sign > 0 else 'minimum'}, not a {want}: every "
-                    f"eigenvalue of the {name}{where} is {'<= 0' if sign > 0 else '>= 0'} "
-                    f"(between {cert.lowest:.3e} and {cert.highest:.3e}){how}. Use "
-                    f"arg{other} / mode='{other}' if that is what you want, or re-solve from "
-                    "another start."
-                )
-            else:
-                msg = (
-                    f"y is a saddle point, not a strict local {want}: the {name}{where} has "
-                    f"eigenvalues of both signs (from {cert.lowest:.3e} to {cert.highest:.3e})"
-                    f"{how}. Re-solve from another start, or use mode='stationary' if a saddle "
-                    "is intended."
-                )
-            raise CurvatureError(msg, eigenvalue=sign * lo, certificate=cert)
+        if lo < -zero:  # (the inertia of D A D is that of A: named by A's eigenvalues)
+            named = "" if cert.exact else how.replace(scaled_note, "")
+            raise _wrong_sign(system, sign, cert, hi <= zero, named)
+        if allow_singular:
+            _same_rank(system, cert, vals, scaled_vals)
         if lo <= zero:
             if allow_singular:
-                spectrum = [cert.lowest, cert.highest] if vals is None else vals
+                spectrum = [lowest, highest] if judged is None else judged
                 _check_nonzero(system, spectrum, zero, big, config, how)
                 return
             against = (
                 f"against largest |eigenvalue| {big:.3e}"
-                if max(abs(cert.lowest), abs(cert.highest)) > 0
+                if max(abs(lowest), abs(highest)) > 0
                 else "(it is zero there)"
             )
             raise SingularHessianError(
-                f"The {name}{where} is singular: eigenvalue {sign * lo:.3e} {against}{how}, "
-                f"so y is not a strict (isolated) {want} and its "
+                f"The {name}{where} is {_singular(cert, lo)}: eigenvalue {sign * lo:.3e} "
+                f"{against}{how}, so y is not a strict (isolated) {want} and its "
                 "derivative is undefined. Regularise the problem (e.g. add a small strongly "
-                f"convex term), or use solver='lstsq' for the minimum-norm derivative.",
+                f"convex term), or use solver='lstsq' for the minimum-norm derivative"
+                f"{_scaled_advice(cert)}.",
                 certificate=cert,
             )
         if lo <= config.rcond * big:
-            raise IllConditionedError(
-                f"The {name}{where} is {kind} definite but ill-conditioned: smallest "
-                f"|eigenvalue| {lo:.3e} against largest {big:.3e} (condition number about "
-                f"{big / lo:.1e} > 1/rcond = {1 / max(config.rcond, 1e-300):.0e}){how}; the "
-                f"derivative would lose about {onp.log10(big / lo):.0f} digits. Rescale the "
-                "variables or regularise the problem; to accept it knowingly pass "
-                f"certify=argminlib.Certify(rcond={0.1 * lo / big:.0e}).",
-                certificate=cert,
-            )
+            raise _ill_conditioned(system, sign, cert, config, lo, big, how)
         return
-    small = cert.smallest
+    small = smallest
+    if allow_singular:
+        _same_rank(system, cert, vals, scaled_vals)
     if small <= zero and allow_singular:
-        spectrum = [cert.lowest, cert.highest] if vals is None else vals
+        spectrum = [lowest, highest] if judged is None else judged
         _check_nonzero(system, spectrum, zero, big, config, how)
         return
     if small <= zero:
         raise SingularHessianError(
-            f"The {name}{where} is singular: eigenvalue of size {small:.3e} against largest "
-            f"{big:.3e}{how}. The solution is not locally unique, so its derivative is "
-            "undefined; regularise the problem, or use solver='lstsq' for the minimum-norm "
-            "derivative.",
+            f"The {name}{where} is {_singular(cert, small)}: eigenvalue of size {small:.3e} "
+            f"against largest {big:.3e}{how}. The solution is not locally unique, so its "
+            "derivative is undefined; regularise the problem, or use solver='lstsq' for the "
+            f"minimum-norm derivative{_scaled_advice(cert)}.",
             certificate=cert,
         )
     if small <= config.rcond * big:
@@ -592,6 +747,104 @@ def _judge(system, sign, cert, config, allow_singular, vals=None):
             f"The {name}{where} is ill-conditioned: smallest |eigenvalue| {small:.3e} against "
             f"largest {big:.3e}{how}. Rescale or regularise; to accept it knowingly pass "
             f"certify=argminlib.Certify(rcond={0.1 * small / big:.0e}).",
+            certificate=cert,
+        )
+
+
+def _singular(cert, value):
+    """What an eigenvalue ``value`` at round-off level says: singular where it was judged
+    after the diagonal scaling, or is exactly zero (a congruence keeps the count of zero
+    eigenvalues); otherwise it may be a badly scaled variable, which no check on the
+    unscaled matrix (Lanczos) can tell from a zero."""
+    if cert.scaled is not None or value == 0:
+        return "singular"
+    return "singular, or too badly scaled to tell"
+
+
+def _scaled_advice(cert):
+    if cert.scaled is not None or cert.method != "lanczos":
+        return ""
+    return (
+        "; if y is isolated but its variables are badly scaled, a factorising solver "
+        "(solver='dense', or 'sparse' with hess_sparsity=) judges it after scaling to a unit "
+        "diagonal"
+    )
+
+
+def _wrong_sign(system, sign, cert, every, how):
+    """The :class:`~argminlib.CurvatureError` of a ``y`` that is not what ``sign`` claims:
+    the other extremum (``every`` eigenvalue of the wrong sign) or a saddle."""
+    want, other = ("minimum", "max") if sign > 0 else ("maximum", "min")
+    where, name = _where(system), system.name
+    if every:
+        msg = (
+            f"y is a local {'maximum' if sign > 0 else 'minimum'}, not a {want}: every "
+            f"eigenvalue of the {name}{where} is {'<= 0' if sign > 0 else '>= 0'} "
+            f"(between {cert.lowest:.3e} and {cert.highest:.3e}){how}. Use "
+            f"arg{other} / mode='{other}' if that is what you want, or re-solve from "
+            "another start."
+        )
+    else:
+        msg = (
+            f"y is a saddle point, not a strict local {want}: the {name}{where} has "
+            f"eigenvalues of both signs (from {cert.lowest:.3e} to {cert.highest:.3e})"
+            f"{how}. Re-solve from another start, or use mode='stationary' if a saddle "
+            "is intended."
+        )
+    a_lo = cert.lowest if sign > 0 else -cert.highest
+    return CurvatureError(msg, eigenvalue=sign * a_lo, certificate=cert)
+
+
+def _ill_conditioned(system, sign, cert, config, lo, big, how):
+    """The :class:`~argminlib.IllConditionedError` of a definite matrix of condition
+    ``big / lo`` above ``1 / rcond``, with the advice that fits its certificate."""
+    name, where = system.name, _where(system)
+    kind = "positive" if sign > 0 else "negative"
+    return IllConditionedError(
+        f"The {name}{where} is {kind} definite but ill-conditioned: smallest "
+        f"|eigenvalue| {lo:.3e} against largest {big:.3e} (condition number about "
+        f"{big / lo:.1e} > 1/rcond = {1 / max(config.rcond, 1e-300):.0e}){how}; the "
+        f"derivative would lose about {onp.log10(big / lo):.0f} digits. Rescale the "
+        "variables or regularise the problem"
+        + (
+            "; a factorising solver (solver='dense', or 'sparse' with hess_sparsity=) "
+            "judges the condition after scaling to a unit diagonal, which is what "
+            "its accuracy depends on"
+            if cert.scaled is None
+            else ""
+        )
+        + "; to accept it knowingly pass "
+        f"certify=argminlib.Certify(rcond={0.1 * lo / big:.0e}).",
+        certificate=cert,
+    )
+
+
+def _zero_count(vals, space):
+    """How many of ``vals`` are zero at round-off level: ``|v| <= max(100, space) eps
+    max |v|``, the threshold of :func:`_judge` and of the ``lstsq`` pseudo-inverse."""
+    a = onp.abs(onp.asarray(vals, dtype=float)).reshape(-1)
+    big = float(a.max()) if a.size else 0.0
+    return int(onp.sum(a <= max(100, space) * onp.finfo(float).eps * big))
+
+
+def _same_rank(system, cert, vals, scaled_vals):
+    """A minimum-norm solve cuts off the eigenvalues of ``A`` at round-off of its largest;
+    it drops real curvature when ``A`` has more of them than ``D A D``
+    (:func:`equilibrated`), whose zero eigenvalues are exactly ``A``'s (a congruence keeps
+    their count) but which resolves a badly scaled direction. Raise then: the
+    minimum-norm answer would silently lack that direction."""
+    if vals is None or scaled_vals is None:
+        return
+    cut, real = _zero_count(vals, cert.space), _zero_count(scaled_vals, cert.space)
+    if cut > real:
+        a = onp.sort(onp.abs(onp.asarray(vals, dtype=float)))
+        raise IllConditionedError(
+            f"The {system.name} is badly scaled, not singular{' only' if real else ''}: "
+            f"the minimum-norm solve (solver='lstsq') would treat {cut - real} direction(s) "
+            f"of curvature as zero (|eigenvalue| {a[cut - 1]:.3e} against largest "
+            f"{a[-1]:.3e}), yet after scaling it to a unit diagonal it has {real} zero "
+            "eigenvalue(s). Use solver='dense' (or 'sparse'), which solve it as it is, or "
+            "rescale the variables.",
             certificate=cert,
         )
 
@@ -634,4 +887,133 @@ def _judge_general(system, s, config, allow_singular, exact=True):
             f"certify=argminlib.Certify(rcond={0.1 * small / big:.0e}) to accept it.",
             certificate=cert,
         )
+    return cert
+
+
+# --- certificates from a factorisation the solve needs anyway ----------------------------
+
+
+def certify_solution(system, sign, config, solver, *, direction=False, residual=None):
+    """The one entry point: the certificate of ``system`` for ``sign`` with ``solver``:
+    by its factorisation where it has one (:func:`by_factorization`), else by
+    :func:`certify` (eigenvalues of the formed matrix, or Lanczos)."""
+    cert = by_factorization(system, sign, config, solver)
+    if cert is not None:
+        return cert
+    return certify(
+        system,
+        sign,
+        config,
+        forms_matrix=solver.forms_matrix,
+        factorizes=solver.factorizes,
+        allow_singular=solver.minimum_norm,
+        direction=direction,
+        whole_kkt=not solver.reduces_kkt,
+        residual=residual,
+    )
+
+
+def by_factorization(system, sign, config, solver):
+    """Certify a definite system (``sign != 0``, symmetric, no constraints) by the Cholesky
+    factorisation its solver computes anyway: success proves definiteness (a failure is
+    explained by :func:`certify`, or reported as not definite), and the condition is judged
+    on ``D A D`` (:func:`equilibrated`). Returns ``None`` when the solver has no such
+    factorisation for this system (then :func:`certify` decides).
+
+    * :class:`~argminlib.Dense` with ``Certify(method="auto")``, for an assembled matrix (a
+      user's ``hess``) or ``n >= CHOLESKY_CERTIFICATE_N``: the condition from LAPACK's
+      1-norm estimate ``pocon`` on the factor of ``A`` and on the factor ``D L`` of
+      ``D A D``, which bound the 2-norm condition from above up to the estimator's
+      accuracy.
+    * :class:`~argminlib.Sparse`: the smallest eigenvalue of ``D A D`` by two steps of
+      inverse iteration from the random probe on the factor (each step multiplies a tiny
+      eigenvalue's component by its inverse), the largest by Gershgorin's theorem."""
+    if not (sign and system.symmetric and not system.kkt_rows) or system.n == 0:
+        return None
+    if isinstance(solver, Dense):
+        return _by_dense_cholesky(system, sign, config, solver)
+    if isinstance(solver, Sparse):
+        return _by_sparse_cholesky(system, sign, config, solver)
+    return None
+
+
+def _not_definite(system, sign, config, err, explain):
+    """A failed Cholesky factorisation: explained by the eigenvalue certificate when it can
+    name them (``explain``), else reported as not definite."""
+    explain()
+    raise CurvatureError(
+        f"{err} So y is not a strict local {'minimum' if sign > 0 else 'maximum'}: the "
+        f"{system.name} is not {'positive' if sign > 0 else 'negative'} definite."
+    ) from None
+
+
+def _by_dense_cholesky(system, sign, config, solver):
+    if (
+        config.method != "auto"
+        or solver._method(system) != "cholesky"
+        or (system.assembled() is None and system.n < CHOLESKY_CERTIFICATE_N)
+    ):
+        return None
+    try:
+        _, (c, lower) = solver.factor(system)
+    except LinearSolveError as err:
+        _not_definite(
+            system,
+            sign,
+            config,
+            err,
+            lambda: certify(system, sign, config, forms_matrix=True, factorizes=True),
+        )
+    A = system.matrix()
+    anorm = float(onp.max(onp.sum(onp.abs(A), axis=0)))
+    uplo = "L" if lower else "U"
+    rcond, _ = sla.lapack.dpocon(c, anorm, uplo=uplo)
+    lo, hi = float(rcond) * anorm, anorm
+    d = 1.0 / onp.sqrt(onp.abs(onp.diagonal(A)))  # (> 0: A is definite)
+    snorm = float(onp.max(onp.sum(onp.abs(d[:, None] * A * d), axis=0)))
+    cs = d[:, None] * c if lower else c * d  # the factor of D A D = (D L)(D L)^T
+    srcond, _ = sla.lapack.dpocon(cs, snorm, uplo=uplo)
+    return _judged_factor_certificate(
+        system, sign, config, "cholesky", lo, hi, srcond * snorm, snorm
+    )
+
+
+def _by_sparse_cholesky(system, sign, config, solver):
+    try:
+        fac = solver.factor(system)
+    except LinearSolveError as err:
+        lanczos_config = replace(config, method="lanczos")
+        _not_definite(system, sign, config, err, lambda: certify(system, sign, lanczos_config))
+    if fac.definite != sign:
+        return None
+    A = solver._matrix(system)
+    # S = D A D has the inverse D^-1 A^-1 D^-1: the probe w = A^{-1} b gives
+    # S^{-1} (D b) = D^-1 w, and one more solve a second step of inverse iteration
+    diag = onp.abs(system.diagonal())  # (> 0: A is definite)
+    dinv = onp.sqrt(diag)
+    _, w = probe(solver, system)
+    v = dinv * w
+    v = v / float(onp.max(onp.abs(v)))  # (normalised: f x 1e300 underflows S^{-2} b)
+    v2 = dinv * fac.solve(dinv * v)
+    c = float(onp.max(onp.abs(v2)))
+    u = v2 / c
+    slo = abs(float(u @ v)) / float(u @ u) / c  # v^T S^-1 v / v^T S^-2 v
+    absA = sp.csr_matrix((onp.abs(A.data), A.indices, A.indptr), shape=A.shape)
+    hi = float(onp.max(absA @ onp.ones(system.n)))  # Gershgorin, of A and of S
+    shi = float(onp.max((absA @ (1.0 / dinv)) / dinv))
+    lo = slo * float(onp.min(diag))  # lam_min(A) >= lam_min(S) min(a_ii)
+    return _judged_factor_certificate(
+        system, sign, config, f"cholesky-{fac.method}", lo, hi, slo, shi
+    )
+
+
+def _judged_factor_certificate(system, sign, config, method, lo, hi, slo, shi):
+    """The certificate of ``sign * A`` with eigenvalues in ``[lo, hi]`` (of ``D A D``:
+    ``[slo, shi]``), judged (:func:`_judge`)."""
+    low, high = (lo, hi) if sign > 0 else (-hi, -lo)
+    slow, shigh = (slo, shi) if sign > 0 else (-shi, -slo)
+    cert = Certificate(
+        method, low, high, lo, False, 0, system.n, scaled=(float(slow), float(shigh), float(slo))
+    )
+    _judge(system, sign, cert, config, False)
     return cert

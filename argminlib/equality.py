@@ -22,7 +22,7 @@ from autograd.tracer import getval
 
 from .exceptions import ConstraintError, InfeasibleError, NonFiniteError, ShapeError
 from .forward import slsqp
-from .linsolve import normalized_rows
+from .linsolve import normalized_rows, numerical_rank
 from .partials import (
     check_constraint,
     check_objective,
@@ -90,7 +90,7 @@ def multipliers(f, h, x, y, *, rcond=1e-10):
     # on the units of each constraint (rows of 1e6 and 1e-6 are independent)
     Jn, norms = normalized_rows(J.reshape(p, -1))
     s = onp.linalg.svd(Jn, compute_uv=False)
-    rank = int(onp.sum(s > rcond * max(s[0], onp.finfo(float).tiny)))
+    rank = numerical_rank(s, rcond)
     if rank < p:
         raise ConstraintError(
             f"The constraint Jacobian h_Y (for linear constraints, A) has rank {rank} but "

@@ -40,17 +40,18 @@ from autograd.misc import flatten
 from autograd.tracer import getval, isbox
 
 from . import certify as _certify
-from .exceptions import ArgminError, InputError, NonFiniteError, ShapeError
+from .exceptions import ArgminError, InputError, LinearSolveError, NonFiniteError, ShapeError
 from .hessian import CHECK_RTOL
 from .linsolve import (
     LinearSystem,
     SolveInfo,
+    _norm2,
     constraint_svd,
     get_solver,
     probe,
-    random_vector,
 )
 from .partials import call_user
+from .randomness import random_vector
 
 __all__ = [
     "Linearization",
@@ -327,6 +328,9 @@ class Solution:
         What ``dF/dz`` is, for messages.
     hessian : optional
         The user's second derivatives (see :class:`Linearization`), or ``None``.
+    deferred : bool
+        Linearise only: certify later, by :meth:`establish` (a Newton iterate that may not
+        be the accepted point).
     """
 
     def __init__(
@@ -342,6 +346,7 @@ class Solution:
         certify=True,
         name="Jacobian dF/dz of the optimality conditions",
         hessian=None,
+        deferred=False,
     ):
         self.solver = get_solver(solver)
         self.config = _certify.as_certify(certify)
@@ -354,9 +359,21 @@ class Solution:
         self.op = _Operator(F, self.lin.system, self.solver, self.log)
         self.solver.validate(self.lin.system)
         self.certificate = None
+        self.established = False
+        if not deferred:
+            self.establish()
+
+    def establish(self):
+        """Certify this solution and check the user's Hessian at it, once (a solution made
+        with ``deferred=True``, a Newton iterate of ``polish``, is certified only if it
+        is the one accepted). The certificate's curvature is handed to the system, whose
+        Krylov solves bound their error by it. Returns ``self``."""
+        if self.established:
+            return self
+        self.established = True
         user = getattr(self.lin, "user_hessian", None)
         try:
-            self._certify(hessian is not None)
+            self._certify(user is not None)
         except ArgminError:
             if user is not None:  # a wrong hess/hessp is the likelier culprit: say so first
                 user.check()
@@ -364,27 +381,27 @@ class Solution:
         if user is not None:
             self._check_user_hessian(user)
         c = self.certificate
-        if c is not None and sign:  # Krylov solves bound their error by it (with
+        if c is not None and self.sign:  # Krylov solves bound their error by it (with
             # constraints: those on the reduced Hessian, NullSpace's inner solves)
             lam = c.bound  # else the smallest |eigenvalue|, halved if a Ritz value (the
             # Kuczynski-Wozniakowski convention of the bound: Ritz values lie above it)
             if lam is None:
                 lam = c.smallest if c.exact else 0.5 * c.smallest
-            self.lin.system.certify_curvature(lam, c.condition)
+            # the rounding a Krylov solve may claim: that of A itself, at most 1 / rcond (a
+            # factorising certificate judged D A D, whose condition may be far smaller)
+            cap = 1.0 / max(self.config.rcond, onp.finfo(float).tiny)
+            self.lin.system.certify_curvature(lam, c.unscaled_condition, cap)
+        return self
 
     def _certify(self, direction):
-        by_factor = getattr(self.solver, "certificate", None)
-        if self.config is not None and by_factor is not None:
-            self.certificate = by_factor(self.lin.system, self.sign, self.config, _certify.certify)
-        if self.config is not None and self.certificate is None:
-            self.certificate = _certify.certify(
+        if self.config is not None:
+            self.certificate = _certify.certify_solution(
                 self.lin.system,
                 self.sign,
                 self.config,
-                forms_matrix=self.solver.forms_matrix,
-                allow_singular=self.solver.minimum_norm,
+                self.solver,
                 direction=direction,  # the user Hessian is checked along it
-                whole_kkt=not self.solver.reduces_kkt,
+                residual=self.lin.residual,
             )
 
     def _check_user_hessian(self, user):
@@ -492,22 +509,17 @@ class Solution:
     def step_bound(self):
         """An upper bound on the length of the Newton step ``-A^{-1} F(x, z)`` without
         solving: ``norm(F) / certificate.bound``, the certificate's lower bound on the
-        curvature (see :class:`~argminlib.Certificate`), or ``None`` when there is none.
+        curvature (see :class:`~argminlib.Certificate`), or ``None`` when there is none or
+        the solver factorises (a factorised solve costs little).
 
-        One product checks the bound where it matters: a solution off along a direction of
-        low curvature has its residual ``F`` along that direction, so a Rayleigh quotient
-        ``F^T A F / F^T F`` below the bound disproves it (the Lanczos start missed that
-        direction), and then ``None`` (the step is solved for)."""
+        The bound holds with the certificate's probability whatever the problem, since the
+        Lanczos start is random (this process's entropy), and robustly where it matters: a
+        ``z`` off the solution along a direction of low curvature has ``F`` along it, and
+        the certificate's Lanczos run started from ``F`` too (:mod:`argminlib.certify`)."""
         bound = getattr(self.certificate, "bound", None)
-        if bound is None or self.solver.factorizes:  # a factorised solve costs little
+        if bound is None or self.solver.factorizes:
             return None
-        F = self.residual
-        FF = float(F @ F)
-        if FF == 0.0:
-            return 0.0
-        if not self.sign * float(F @ self.system.apply(F)) / FF >= bound:
-            return None
-        return onp.sqrt(FF) / bound
+        return _norm2(self.residual) / bound
 
     def info(self):
         """The :class:`~argminlib.SolveInfo` of the solves so far, with the certificate."""
@@ -606,13 +618,16 @@ NEGLIGIBLE_STEP = 1e-10
 
 
 def polish(make_solution, z, steps, ny=None, tol=None):
-    """Up to ``steps`` Newton steps from ``z`` while the step shrinks; returns the last
-    :class:`Solution` (``make_solution(z)``) and the size of its Newton step (largest entry
-    of the primal part, the first ``ny`` entries): the first-order distance to the
-    solution, whatever the scale of ``F``.
+    """Up to ``steps`` Newton steps from ``z`` while the step shrinks; returns the accepted
+    :class:`Solution` (``make_solution(z, deferred)``) and the size of its Newton step
+    (largest entry of the primal part, the first ``ny`` entries): the first-order distance
+    to the solution, whatever the scale of ``F``.
 
     No step is solved for when the certificate bounds it (:meth:`Solution.step_bound`)
-    below ``min(tol, NEGLIGIBLE_STEP) * max(1, |y|)``: then that bound is the size."""
+    below ``min(tol, NEGLIGIBLE_STEP) * max(1, |y|)``: then that bound is the size. Only
+    the first point (for that bound) and the accepted one are certified; the Newton
+    iterates in between are linearised only (``deferred``), so a forward answer a little
+    off costs two certificates, not one per step."""
     ny = len(z) if ny is None else ny
     negligible = NEGLIGIBLE_STEP if tol is None else min(tol, NEGLIGIBLE_STEP)
 
@@ -629,19 +644,29 @@ def polish(make_solution, z, steps, ny=None, tol=None):
             size = onp.inf  # f_Y off the range of a singular f_YY: no step reaches a solution
         return step, size
 
-    sol = make_solution(z)
+    first = sol = make_solution(z, False)
     step, size = step_of(sol)
+    first_size = size
     for _ in range(steps):
         if step is None or size <= 1e-14 * scale(sol):
             break
         try:
-            new = make_solution(sol.z + step)
+            new = make_solution(sol.z + step, True)
             new_step, new_size = step_of(new)
         except ArgminError:
             break
         if not new_size < size:
             break
         sol, step, size = new, new_step, new_size
+    if sol is not first:
+        # the accepted iterate, certified now: its step judged again with the certificate's
+        # checks (the error bound of a Krylov solve, the unexplained residual of a
+        # minimum-norm one); if that solve cannot be certified, the first point's stands
+        sol.establish()
+        try:
+            step, size = step_of(sol)
+        except LinearSolveError:
+            return first, first_size
     return sol, size
 
 
@@ -681,8 +706,10 @@ def root(F, x, z, *, solver="gmres", symmetric=False, tol=1e-6, certify=True, po
             out = anp.array(out)
         return anp.reshape(out, (-1,))
 
-    def make(zz):
-        return Solution(Fflat, x, zz, symmetric=symmetric, solver=solver, certify=certify)
+    def make(zz, deferred=False):
+        return Solution(
+            Fflat, x, zz, symmetric=symmetric, solver=solver, certify=certify, deferred=deferred
+        )
 
     tol = _check_positive(tol, "tol")
     if symmetric:

@@ -31,10 +31,10 @@ minimum-norm solution of a singular system instead of failing).
 from __future__ import annotations
 
 import copy
-import functools
 import numbers
 import warnings
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import numpy as onp
 import scipy.linalg as sla
@@ -44,8 +44,11 @@ from autograd.tracer import getval
 
 from . import sparse as _sparse
 from .exceptions import ArgminError, InputError, LinearSolveError, NonFiniteError, ShapeError
+from .randomness import generator, random_vector
 
 __all__ = [
+    "backward_error",
+    "Curvature",
     "SolveInfo",
     "LinearSystem",
     "LinearSolver",
@@ -106,6 +109,17 @@ class SolveInfo:
         return replace(self, certificate=certificate)
 
 
+class Curvature(NamedTuple):
+    """What a certificate hands on to the solves at its solution: ``lam > 0``, a lower
+    bound on every eigenvalue of ``sign * A`` (of the reduced Hessian for a KKT matrix),
+    ``condition``, the condition number of ``A``, and ``limit``, the largest condition whose
+    rounding a solve may claim (``1 / Certify.rcond``: what the user accepts knowingly)."""
+
+    lam: float
+    condition: float
+    limit: float = onp.inf
+
+
 class LinearSystem:
     """A square operator ``A`` (``n x n``) known by its products.
 
@@ -156,22 +170,29 @@ class LinearSystem:
         self.name = name
         self.transposed = False
         self.cache = {}  # shared with the transposed view: factorisations, the dense matrix
+        self._state = {}  # what a certificate handed on (shared with the transposed view)
         if assembled is not None:
             self.cache["assembled-by"] = assembled
 
-    def certify_curvature(self, lam, condition):
-        """Record what a certificate established: every eigenvalue of ``sign * A`` (for a
+    def certify_curvature(self, lam, condition, limit=onp.inf):
+        """Hand on what a certificate established: every eigenvalue of ``sign * A`` (for a
         KKT matrix: of its Hessian block on the null space of the constraints' Jacobian,
-        the reduced Hessian) is at least ``lam > 0``, and their condition is
-        ``condition``. Krylov solves then bound the error of their answers (see
+        the reduced Hessian) is at least ``lam > 0``, and the condition a solve meets is
+        ``condition`` (its rounding claimed up to ``limit``); read back as
+        :attr:`curvature` (a :class:`.Curvature`, shared with
+        the transposed view). Krylov solves then bound the error of their answers (see
         :class:`CG`); for a KKT matrix, those of :class:`NullSpace`'s inner solver."""
         if lam > 0 and onp.isfinite(lam) and self.sign:
-            self.cache["curvature"] = (float(lam), float(condition))
+            self._state["curvature"] = Curvature(float(lam), float(condition), float(limit))
+
+    @property
+    def curvature(self):
+        """The :class:`.Curvature` handed on by :meth:`certify_curvature`, or ``None``."""
+        return self._state.get("curvature")
 
     def certified_curvature(self):
-        """``(lam, condition)`` recorded by :meth:`certify_curvature` for a system without
-        KKT rows, or ``None``."""
-        return None if self.kkt_rows else self.cache.get("curvature")
+        """:attr:`curvature` for a system without KKT rows, else ``None``."""
+        return None if self.kkt_rows else self.curvature
 
     @property
     def T(self) -> LinearSystem:
@@ -182,6 +203,7 @@ class LinearSystem:
             raise InputError(f"the {self.name} has no transpose product")
         t = LinearSystem(self.n, self.rmatvec, self.matvec, sign=self.sign, name=self.name)
         t.kkt_rows, t.transposed, t.cache = self.kkt_rows, not self.transposed, self.cache
+        t._state = self._state
         return t
 
     def assembled(self):
@@ -270,6 +292,34 @@ def _check_rhs(system, b):
     return b
 
 
+def backward_error(A, w, b, r=None):
+    """The componentwise relative backward error of ``w`` as a solution of ``A w = b``
+    (Oettli and Prager 1964): the least ``eta`` such that ``(A + dA) w = b + db`` with
+    ``|dA| <= eta |A|`` and ``|db| <= eta |b|`` entrywise, ``max_i |r_i| / (|A| |w| +
+    |b|)_i`` (largest over the columns of ``w``). Unlike the normwise residual it does not
+    change when the rows or the variables are rescaled, so it judges a factorised solve
+    of a badly scaled matrix by what the factorisation did, not by the units: a backward
+    stable solve has ``eta`` of a few ``eps`` whatever the scaling (the error that remains
+    is the condition's, which the certificate judges). Below the underflow threshold
+    rounding is absolute, not relative (each operation errs by up to the subnormal
+    spacing, Higham 2.1), so ``|r_i|`` is first reduced by ``safe = (k + 1) * tiny``, ``k``
+    the most nonzeros of a row: an answer that decays into subnormal numbers (the
+    solution of a chain for one unit cotangent) is not called unstable for them."""
+    r = A @ w - b if r is None else r
+    absA = abs(A) if sp.issparse(A) else onp.abs(A)
+    scale = absA @ onp.abs(w) + onp.abs(b)
+    if sp.issparse(A):
+        k = int(onp.max(onp.diff(sp.csr_matrix(A).indptr), initial=0))
+    else:
+        k = A.shape[1] if A.ndim == 2 else 1
+    safe = (k + 1) * onp.finfo(float).tiny
+    num = onp.maximum(onp.abs(r) - safe, 0.0)
+    ratio = onp.where(
+        scale > 0, num / onp.where(scale > 0, scale, 1.0), onp.where(num > 0, onp.inf, 0.0)
+    )
+    return float(onp.max(ratio)) if ratio.size else 0.0
+
+
 def _relative_residual(r, b):
     nb = float(onp.linalg.norm(b))
     nr = float(onp.linalg.norm(r))
@@ -350,45 +400,14 @@ class LinearSolver:
         return onp.stack(cols, axis=1) if cols else onp.zeros((system.n, 0)), info
 
 
-def random_vector(n, seed):
-    """A seeded random vector, entries uniform in ``[-1, 1)``: a test vector for checks
-    and probes (five times cheaper than Gaussian entries, which only Lanczos's probability
-    bound needs). Read-only; up to ``RANDOM_CACHE_N`` entries it is drawn once per
-    ``(n, seed)`` (a generator costs 15 us, most of a check at small ``n``)."""
-    if n <= RANDOM_CACHE_N:
-        return _random_vector(n, seed)
-    return _draw(n, seed)
-
-
-#: random test vectors up to this size are cached (16 of them: at most 13 MB)
-RANDOM_CACHE_N = 10**5
-
-
-@functools.lru_cache(maxsize=16)
-def _random_vector(n, seed):
-    return _draw(n, seed)
-
-
-def _draw(n, seed):
-    v = onp.random.default_rng(seed).random(n)
-    v *= 2.0
-    v -= 1.0
-    v.flags.writeable = False
-    return v
-
-
-def probe(solver, system, seed=0):
-    """``(b, A^{-1} b)`` for a seeded random ``b``, solved once per system (cached): one
-    step of inverse iteration for a factorisation's certificate, and the residual check
-    of a user's Hessian."""
+def probe(solver, system):
+    """``(b, A^{-1} b)`` for a random ``b`` (:mod:`argminlib.randomness`), solved once per
+    system (cached): one step of inverse iteration for a factorisation's certificate, and
+    the residual check of a user's Hessian."""
     if "probe" not in system.cache:
-        b = random_vector(system.n, seed)
+        b = random_vector(system.n, 0)
         system.cache["probe"] = (b, solver(system, b)[0])
     return system.cache["probe"]
-
-
-#: from this size on, Dense certifies a definite system by its Cholesky factorisation
-CHOLESKY_CERTIFICATE_N = 500
 
 
 class Dense(LinearSolver):
@@ -463,7 +482,7 @@ class Dense(LinearSolver):
                             rcond = max(100, A.shape[0]) * onp.finfo(float).eps
                         # a KKT matrix balanced first (D A D), or the pseudo-inverse's
                         # cut-off, relative to the larger block, drops the smaller one
-                        d = _kkt_scaling(A, system.kkt_rows)
+                        d = _kkt_scaling(system)
                         fac = d[:, None] * onp.linalg.pinv(d[:, None] * A * d, rcond=rcond) * d
                 except (onp.linalg.LinAlgError, sla.LinAlgWarning, ValueError) as err:
                     raise LinearSolveError(
@@ -472,42 +491,6 @@ class Dense(LinearSolver):
                     ) from None
             system.cache[key] = fac
         return method, system.cache[key]
-
-    def certificate(self, system, sign, config, certify):
-        """For a definite system with ``certify="auto"``, when the matrix is assembled (a
-        user's ``hess``) or large (``n >= CHOLESKY_CERTIFICATE_N``): certify by the
-        Cholesky factorisation the solve needs anyway, instead of an eigendecomposition
-        (about ten times its cost). Success proves definiteness; the condition is LAPACK's
-        1-norm estimate (``pocon``), which bounds the 2-norm condition from above up to the
-        estimator's accuracy. A failed factorisation is explained by the dense
-        eigenvalues. Returns ``None`` (use ``certify``) otherwise."""
-        from .certify import Certificate, _judge
-
-        if (
-            config.method != "auto"
-            or self._method(system) != "cholesky"
-            or system.n == 0
-            or (system.assembled() is None and system.n < CHOLESKY_CERTIFICATE_N)
-        ):
-            return None
-        try:
-            _, (c, lower) = self.factor(system)
-        except LinearSolveError:
-            certify(system, sign, config, forms_matrix=True)
-            from .exceptions import CurvatureError
-
-            raise CurvatureError(
-                f"The Cholesky factorisation of the {system.name} failed: it is not "
-                f"{'positive' if sign > 0 else 'negative'} definite."
-            ) from None
-        A = system.matrix()
-        anorm = float(onp.max(onp.sum(onp.abs(A), axis=0)))
-        rcond, info = sla.lapack.dpocon(c, anorm, uplo="L" if lower else "U")
-        lo, hi = float(rcond) * anorm, anorm
-        low, high = (lo, hi) if sign > 0 else (-hi, -lo)
-        cert = Certificate("cholesky", low, high, lo, False, 0, system.n)
-        _judge(system, sign, cert, config, False)
-        return cert
 
     def _solve(self, system, b):
         method, fac = self.factor(system)
@@ -545,7 +528,7 @@ def _named_preconditioner(name, system):
             M = None if d is None else _sparse.jacobi_preconditioner(d)
         elif name == "jacobi":
             if d is None:
-                rng = onp.random.default_rng(0)
+                rng = generator(None, 4)
                 V = rng.choice([-1.0, 1.0], size=(JACOBI_PROBES, system.n))
                 d = onp.mean([v * system.apply(v) for v in V], axis=0)
             M = _sparse.jacobi_preconditioner(d)
@@ -689,83 +672,70 @@ class _Krylov(LinearSolver):
         solver.primal_atol = float(primal_atol)
         return solver
 
-    def _allowed_error(self, relative_target, condition):
-        """The relative error a solve must be certified below (see the class)."""
+    def _allowed_error(self, relative_target, condition, limit):
+        """The relative error a solve must be certified below (see the class), with the
+        rounding of a ``condition`` claimed up to ``limit`` (a derivative that rounding
+        leaves with an error above ``10 eps / rcond`` is not accepted unknowingly)."""
         accuracy = self.accuracy
         if accuracy is None:
             accuracy = max(self.ACCURACY, 10 * relative_target)
-        return max(accuracy, self.ROUNDING * onp.finfo(float).eps * condition)
+        return max(accuracy, self.ROUNDING * onp.finfo(float).eps * min(condition, limit))
 
-    def _solve(self, system, b):
-        if not (system.kkt_rows and "curvature" in system.cache):
-            return self._solve_once(system, b)
-        # a certified KKT system: its error bounded through the null-space decomposition
-        # (_kkt_error_bound), the solve tightened until the bound is within the allowance
-        nb = float(onp.linalg.norm(b))
-        if nb == 0:
-            return self._solve_once(system, b)
-        sv = constraint_svd(system)[1]
-        condition = max(system.cache["curvature"][1], (float(sv[0]) / float(sv[-1])) ** 2)
+    def _certified_error(self, system, b, nb):
+        """``(error_of, curvature, allowed)``: the one error bound of a certified system's
+        solve, ``error_of(w, res)`` for an iterate ``w`` whose (run's) residual norm is
+        ``res``, the :class:`Curvature` it is judged by, and the relative error
+        allowed (:meth:`_allowed_error`); ``(None, None, None)`` without a certificate.
+        Plain: ``res / (lam ||w||)``; KKT: through the null-space decomposition
+        (:func:`_kkt_error_bound`), with the condition the larger of the reduced
+        Hessian's and the square of the constraints' (rows normalised)."""
+        c = system.curvature
+        if c is None:
+            return None, None, None
         relative = max(self.rtol, min(self.atol, 1e-3 * nb) / nb)
-        allowed = self._allowed_error(relative, condition)
-        solver, iterations, error, info = self, 0, onp.inf, None
-        for _ in range(4):
-            unconverged = None
-            try:
-                w, info = solver._solve_once(system, b)
-            except LinearSolveError as err:  # not converged: its iterate may be accurate
-                w, info, unconverged = getattr(err, "solution", None), err.info, err
-                if w is None or info is None:
-                    raise
-            iterations += info.iterations
-            error = _kkt_error_bound(
-                system, w, b, primal_only=self.accuracy is not None, primal_atol=solver.primal_atol
-            )
-            if error <= allowed:  # certified, whatever the residual
-                return w, replace(info, iterations=iterations, converged=True, error=error)
-            if unconverged is not None:
-                if solver is self:
-                    raise unconverged  # (maxiter, breakdown: tightening will not help)
-                break  # the tightened solve did not converge
-            solver = copy.copy(solver)
-            solver.rtol, solver.atol = max(solver.rtol * 0.25 * allowed / error, 1e-300), 0.0
-        raise LinearSolveError(
-            f"{self.name.upper()} on the {system.name} system ({iterations} iterations) "
-            f"left an error that the certificate bounds only by {error:.1e} > {allowed:.0e} "
-            "(relative; through the null space of the constraints, with the reduced "
-            "Hessian's certified curvature), so the derivative cannot be certified. Raise "
-            "maxiter, use solver='nullspace' or 'dense'.",
-            info=info,
+        if not system.kkt_rows:
+            allowed = self._allowed_error(relative, c.condition, c.limit)
+            return (lambda w, res: _error_bound(res, w, c.lam)), c, allowed
+        sv = constraint_svd(system)[1]
+        condition = max(c.condition, (float(sv[0]) / float(sv[-1])) ** 2)
+        primal_only, primal_atol = self.accuracy is not None, self.primal_atol
+
+        def error_of(w, res):
+            return _kkt_error_bound(system, w, b, primal_only=primal_only, primal_atol=primal_atol)
+
+        return (
+            error_of,
+            c._replace(condition=condition),
+            self._allowed_error(relative, condition, c.limit),
         )
 
-    def _solve_once(self, system, b):
-        balanced = _kkt_balanced(system)
-        if balanced is not None:  # a KKT system: solve D A D w' = D b, w = D w'
-            inner, d = balanced
-            try:
-                w, info = self(inner, d * b)  # (D b normalised again: its scale may be extreme)
-            except LinearSolveError as err:
-                if getattr(err, "solution", None) is not None:
-                    err.solution = d * err.solution
-                raise
-            return d * w, info
+    def _solve(self, system, b):
+        """The one solve loop of CG, MINRES and GMRES (see the class): the iteration runs on
+        ``A``, or on a KKT matrix balanced ``D A D`` (:func:`_kkt_balanced`, right-hand
+        side ``D b`` normalised by a power of two ``t``); each attempt is judged by the
+        certified error bound when there is one (tightened until it is within the
+        allowance), else by the residual; a run that stops early on an operator of
+        extreme scale is repeated once on ``A / a``."""
         nb = float(onp.linalg.norm(b))
         if nb == 0:
             return onp.zeros_like(b), SolveInfo(self.name, 0, 0.0, True)
-        target = max(self.rtol * nb, min(self.atol, 1e-3 * nb))
-        M = _preconditioner(self.preconditioner, system.n, system)
-        w, rtol, iters, ritz, res, code = None, self.rtol, 0, None, onp.inf, 0
-        run, run_M, a, rescaled = system, M, 1.0, False
-        curvature = system.certified_curvature()  # (lam, condition) or None
-        allowed = None if curvature is None else self._allowed_error(target / nb, curvature[1])
-        error, accepted, tightened = None, False, False
-        for _ in range(6):
+        error_of, curvature, allowed = self._certified_error(system, b, nb)
+        run, d, t, b_run = _run_system(system, b)
+        nbr = float(onp.linalg.norm(b_run))
+        if nbr == 0:
+            return onp.zeros_like(b), SolveInfo(self.name, 0, 0.0, True)
+        target = max(self.rtol * nbr, min(self.atol / t, 1e-3 * nbr))
+        M = _preconditioner(self.preconditioner, run.n, run)
+        w_run, rtol, iters, ritz, res, code, w = None, self.rtol, 0, None, onp.inf, 0, None
+        A_run, run_M, a, rescaled = run, M, 1.0, False
+        error, accepted, tightened, previous = None, False, False, onp.inf
+        for _ in range(8):
             try:
-                # the run solves (A / a) w' = b, w' = a w (a = 1 unless rescaled below)
-                w, code, k, ritz = self._run(
-                    run, b, run_M, None if w is None else a * w, rtol, target
+                # the run solves (A_run / a) w' = b_run, w' = a w_run (a = 1 unless rescaled)
+                w_run, code, k, ritz = self._run(
+                    A_run, b_run, run_M, None if w_run is None else a * w_run, rtol, target
                 )
-                w = w / a if a != 1.0 else w
+                w_run = w_run / a if a != 1.0 else w_run
                 if ritz is not None and a != 1.0:  # CG's Ritz values are those of A / a
                     ritz = tuple(a * r for r in ritz)
             except ArithmeticError as err:
@@ -773,39 +743,37 @@ class _Krylov(LinearSolver):
                     f"{self.name.upper()} failed on the {system.name}: {err}"
                 ) from None
             iters += k
-            finite = bool(onp.all(onp.isfinite(w)))
-            res = float(onp.linalg.norm(system.apply(w) - b)) if finite else onp.inf
-            if curvature is not None and finite:
-                error = _error_bound(res, w, curvature[0])
-                if error <= allowed:  # w certified accurate enough, whatever the residual
+            finite = bool(onp.all(onp.isfinite(w_run)))
+            w = (w_run if d is None else d * w_run * t) if finite else None
+            if finite:
+                r = system.apply(w) - b
+                res = float(onp.linalg.norm(r if d is None else d * r / t))
+            else:
+                res = onp.inf
+            stalled = code != 0 or res > 0.5 * previous
+            previous = res
+            if error_of is not None and finite:
+                error = error_of(w, res)
+                # certified accurate enough: at the residual asked for, or, whatever the
+                # residual, once the iteration stalls (it gives no more)
+                if error <= allowed and (res <= 10 * target or stalled):
                     accepted = True
                     break
                 if res <= 10 * target:  # the residual asked for, not the accuracy: tighten
-                    target *= 0.25 * allowed / error
+                    target *= 0.25 * allowed / error if onp.isfinite(error) else 1e-2
                     tightened = True
-                    rtol = min(rtol, target / nb)
+                    rtol = min(rtol, target / nbr)
                     continue
             elif res <= 10 * target:
                 accepted = True
                 break
             if not finite:
-                w = None  # not a start for the rerun below
+                w_run = None  # not a start for the rerun below
             if not rescaled:
-                # scipy's MINRES stops early, "converged", on an operator of extreme scale
-                # (f x 1e-20, f x 1e300): run again on A / a (same residual), a the power of
-                # two nearest max|A b| / max|b|
                 rescaled = True
-                scale = float(onp.max(onp.abs(system.apply(b)))) / float(onp.max(onp.abs(b)))
-                if onp.isfinite(scale) and scale > 0 and not 1e-8 <= scale <= 1e8:
-                    a = float(onp.ldexp(1.0, int(onp.round(onp.log2(scale)))))
-                    run = LinearSystem(  # (the runs take products with A only)
-                        system.n,
-                        lambda v, a=a: system.apply(v) / a,
-                        symmetric=system.symmetric,
-                        sign=system.sign,
-                        name=system.name,
-                    )
-                    run_M = None if M is None else (lambda v, a=a: a * M(v))
+                again = _rescaled(run, b_run, M)
+                if again is not None:
+                    A_run, run_M, a = again
                     continue
             if not finite:
                 raise NonFiniteError(
@@ -815,28 +783,69 @@ class _Krylov(LinearSolver):
             if code != 0:  # scipy gave up (maxiter, breakdown): tightening will not help
                 break
             rtol *= 1e-2
-        info = SolveInfo(self.name, iters, res / nb, accepted, 1, ritz, error=error)
-        if not accepted and tightened:
-            raise LinearSolveError(
-                f"{self.name.upper()} stopped at relative residual {res / nb:.1e} on the "
-                f"{system.name} system ({iters} iterations, code {code}); with its certified "
-                f"smallest curvature {curvature[0]:.1e} (condition {curvature[1]:.1e}) that "
-                f"bounds the relative error of the solution only by {error:.1e} > "
-                f"{allowed:.0e}, so the derivative cannot be certified (a residual within "
-                "rtol is not enough at this condition). Raise maxiter, pass a "
-                "preconditioner, or use solver='dense' (or 'sparse' with hess_sparsity=).",
+        info = SolveInfo(self.name, iters, res / nbr, accepted, 1, ritz, error=error)
+        if accepted:
+            return w, info
+        raise self._failure(system, info, code, w, 10 * target / nbr, tightened, curvature, allowed)
+
+    def _failure(self, system, info, code, w, wanted, tightened, curvature, allowed):
+        """The :class:`LinearSolveError` of a solve not accepted: its certified error bound
+        stayed above the allowance (``tightened``), or its residual above ``wanted``
+        (carrying the last iterate ``w``)."""
+        name, res = self.name.upper(), info.residual
+        if tightened:
+            through = (
+                " (through the null space of the constraints, with the reduced Hessian's)"
+                if system.kkt_rows
+                else ""
+            )
+            return LinearSolveError(
+                f"{name} stopped at relative residual {res:.1e} on the {system.name} system "
+                f"({info.iterations} iterations, code {code}); its certified curvature{through} "
+                f"(condition {curvature.condition:.1e}{_beyond(curvature)}) bounds the "
+                f"relative error of the solution only by {info.error:.1e} > {allowed:.0e}, so "
+                "the derivative cannot be certified (a residual within rtol is not enough at "
+                "this condition). Raise maxiter, "
+                "pass a preconditioner, or use solver='dense' (or 'sparse' with "
+                "hess_sparsity=; with constraints, 'nullspace').",
                 info=info,
             )
-        if not info.converged:
-            raise _with_solution(
-                w,
-                f"{self.name.upper()} did not converge on the {system.name} system: "
-                f"{iters} iterations, relative residual {res / nb:.3e} > {10 * target / nb:.1e} "
-                f"(code {code}). Raise maxiter, pass a preconditioner, or use solver='dense'"
-                + (" (CG needs a definite matrix: try 'minres')." if self.name == "cg" else "."),
-                info=info,
-            )
-        return w, info
+        return _with_solution(
+            w,
+            f"{name} did not converge on the {system.name} system: {info.iterations} "
+            f"iterations, relative residual {res:.3e} > {wanted:.1e} (code {code}). Raise "
+            "maxiter, pass a preconditioner, or use solver='dense'"
+            + (" (CG needs a definite matrix: try 'minres')." if self.name == "cg" else "."),
+            info=info,
+        )
+
+
+def _run_system(system, b):
+    """``(run, d, t, b_run)``: the system a Krylov iteration runs on, ``A`` itself
+    (``d = None``) or a KKT matrix balanced ``D A D`` (:func:`_kkt_balanced`), and its
+    right-hand side ``D b / t``, normalised by the power of two ``t`` (its scale may be
+    extreme); the run's ``w'`` is ``w = D w' t``."""
+    balanced = _kkt_balanced(system)
+    if balanced is None:
+        return system, None, 1.0, b
+    run, d = balanced
+    big = float(onp.max(onp.abs(d * b)))
+    t = float(onp.ldexp(1.0, onp.frexp(big)[1] - 1)) if big > 0 else 1.0
+    return run, d, t, d * b / t
+
+
+def _rescaled(run, b, M):
+    """scipy's MINRES stops early, "converged", on an operator of extreme scale (f x 1e-20,
+    f x 1e300): ``(A / a, its preconditioner, a)`` to run again with the same residual, ``a``
+    the power of two nearest ``max|A b| / max|b|``, or ``None`` when the scale is moderate."""
+    scale = float(onp.max(onp.abs(run.apply(b)))) / float(onp.max(onp.abs(b)))
+    if not (onp.isfinite(scale) and scale > 0 and not 1e-8 <= scale <= 1e8):
+        return None
+    a = float(onp.ldexp(1.0, int(onp.round(onp.log2(scale)))))
+    A = LinearSystem(  # (the runs take products with A only)
+        run.n, lambda v: run.apply(v) / a, symmetric=run.symmetric, sign=run.sign, name=run.name
+    )
+    return A, (None if M is None else (lambda v: a * M(v))), a
 
 
 def _with_solution(w, message, info):
@@ -845,6 +854,16 @@ def _with_solution(w, message, info):
     err = LinearSolveError(message, info=info)
     err.solution = w if w is not None and onp.all(onp.isfinite(w)) else None
     return err
+
+
+def _beyond(curvature):
+    """The note of a refusal whose condition is above what the user accepts knowingly."""
+    if curvature.condition <= curvature.limit:
+        return ""
+    return (
+        f", above 1/rcond = {curvature.limit:.0e}, the most whose rounding a Krylov solve may "
+        "claim; a factorising solve judged it after a diagonal scaling"
+    )
 
 
 def _norm2(v):
@@ -892,6 +911,20 @@ def constraint_svd(system):
     return system.cache["kkt-svd"]
 
 
+#: a constraint Jacobian's normalised singular value below this times the largest is zero
+RANK_RCOND = 1e-10
+
+
+def numerical_rank(sv, rcond=RANK_RCOND):
+    """The one rank test of argminlib: the number of singular values ``sv`` (descending, of
+    the constraint Jacobian with each row normalised, :func:`constraint_svd`) above
+    ``rcond`` times the largest. With unit rows the test does not depend on the units of
+    any constraint, and a singular value ``sigma`` means two rows within an angle of about
+    ``sigma``: below ``rcond`` the multipliers are not determined in floating point."""
+    sv = onp.asarray(sv, dtype=float)
+    return int(onp.sum(sv > rcond * max(float(sv[0]) if sv.size else 0.0, onp.finfo(float).tiny)))
+
+
 def null_basis(Vt):
     """An orthonormal basis (columns) of the complement of the orthonormal rows ``Vt``."""
     n = Vt.shape[1]
@@ -921,7 +954,7 @@ def _kkt_error_bound(system, w, b, primal_only=False, primal_atol=0.0):
     is computed once per system. Norms are taken without overflow (``f`` x 1e200)."""
     p = system.kkt_rows
     n = system.n - p
-    lam = system.cache["curvature"][0]
+    lam = system.curvature.lam
     U, sv, Vt, norms = constraint_svd(system)
     V = Vt[:p].T
     zero = onp.zeros(p)
@@ -977,14 +1010,13 @@ def _row_scales(h, J):
     return out
 
 
-def _kkt_scaling(A, p):
-    """``d`` (ones, then a scale per constraint row) balancing the dense KKT matrix ``A``
-    (:func:`_row_scales`); ones without KKT rows."""
-    d = onp.ones(A.shape[0])
-    n = A.shape[0] - p
-    if p and n > 0:
-        d[n:] = _row_scales(float(onp.max(onp.abs(A[:n, :n]))), A[n:, :n])
-    return d
+def _kkt_scaling(system):
+    """``d``: ones, then the balancing scale of each constraint row (:func:`_kkt_row_scales`;
+    ones without KKT rows), the one balancing ``D A D`` of a KKT matrix, dense or Krylov."""
+    p = system.kkt_rows
+    if not p or system.n <= p:
+        return onp.ones(system.n)
+    return onp.concatenate([onp.ones(system.n - p), _kkt_row_scales(system)])
 
 
 def _kkt_row_scales(system):
@@ -1012,11 +1044,9 @@ def _kkt_balanced(system):
     if not p or not system.symmetric or system.n <= p:
         return None
     if "kkt-balanced" not in system.cache:
-        n = system.n - p
-        scales = _kkt_row_scales(system)
+        d = _kkt_scaling(system)
         out = None
-        if onp.any((scales < 0.5) | (scales > 2.0)):
-            d = onp.concatenate([onp.ones(n), scales])
+        if onp.any((d < 0.5) | (d > 2.0)):
             inner = LinearSystem(
                 system.n,
                 lambda z: d * system.apply(d * z),
@@ -1230,7 +1260,7 @@ class NullSpace(LinearSolver):
             p = system.kkt_rows
             # rows normalised (constraints in any units): J = diag(norms) U S Vt
             U, sv, Vt, norms = constraint_svd(system)
-            rank = int(onp.sum(sv > self.rcond * max(sv[0], onp.finfo(float).tiny)))
+            rank = numerical_rank(sv, self.rcond)
             if rank < p:
                 raise LinearSolveError(
                     f"The constraint Jacobian in the {system.name} has rank {rank} < {p}: the "
@@ -1260,8 +1290,8 @@ class NullSpace(LinearSolver):
             sign=system.sign,
             name=f"reduced Hessian F^T H F of the {system.name}",
         )
-        if "curvature" in system.cache:  # the certificate's, of this reduced Hessian
-            reduced.certify_curvature(*system.cache["curvature"])
+        if system.curvature is not None:  # the certificate's, of this reduced Hessian
+            reduced.certify_curvature(*system.curvature)
         q, info = self.inner(reduced, F.T @ (r - H(wp)))
         w = wp + F @ q
         # J^T mu = r - H w, J^T = Vt^T S U^T diag(norms)
@@ -1281,11 +1311,15 @@ class Sparse(LinearSolver):
     is narrow, CHOLMOD when scikit-sparse is installed, ``splu`` otherwise), ``"banded"``,
     ``"cholmod"`` or ``"splu"``; see :func:`argminlib.sparse.factorize`. For a system
     tagged definite the factorisation is a Cholesky one, so its success certifies the
-    curvature (its ``certificate`` method).
+    curvature (:func:`argminlib.certify.by_factorization`). A solve is accepted when its
+    componentwise backward error (:func:`.backward_error`) is at most ``BACKWARD_ERROR``:
+    judged so, a badly scaled matrix solved exactly is not refused for its units.
     """
 
     name = "sparse"
     factorizes = True
+    #: the largest componentwise backward error of an accepted solve
+    BACKWARD_ERROR = 1e-8
 
     def __init__(self, method="auto"):
         if method not in ("auto", "banded", "cholmod", "splu"):
@@ -1327,19 +1361,28 @@ class Sparse(LinearSolver):
         w = fac.solve(b, trans=system.transposed)
         if not onp.all(onp.isfinite(w)):
             raise LinearSolveError(f"The sparse solve with the {system.name} produced NaN or inf.")
-        r = system.sparse() @ w - b
+        A = system.sparse()
+        r = A @ w - b
         res = (
             max(_relative_residual(r[:, j], b[:, j]) for j in range(b.shape[1]))
             if b.ndim == 2
             else _relative_residual(r, b)
         )
+        eta = backward_error(A, w, b, r)
         info = SolveInfo(
-            f"sparse-{fac.method}", 0, res, res <= 1e-6, b.shape[1] if b.ndim == 2 else 1
+            f"sparse-{fac.method}",
+            0,
+            res,
+            eta <= self.BACKWARD_ERROR,
+            b.shape[1] if b.ndim == 2 else 1,
         )
         if not info.converged:
             raise LinearSolveError(
-                f"The sparse {fac.method} solve with the {system.name} left relative residual "
-                f"{res:.1e}: the matrix is (nearly) singular.",
+                f"The sparse {fac.method} solve with the {system.name} is not backward stable: "
+                f"it solves a system whose entries differ from A's and b's by up to a relative "
+                f"{eta:.1e} (> {self.BACKWARD_ERROR:.0e}; relative residual {res:.1e}), so the "
+                "factorisation broke down: the matrix is (nearly) singular or, without "
+                "pivoting, badly ordered. Use solver='dense' to see which.",
                 info=info,
             )
         return w, info
@@ -1348,43 +1391,6 @@ class Sparse(LinearSolver):
         if B.shape[1] == 0:
             return onp.zeros((system.n, 0)), SolveInfo(self.name, 0, 0.0, True, 0)
         return self._solve(system, B)
-
-    def certificate(self, system, sign, config, certify):
-        """Certify a definite system by its Cholesky factorisation (its success proves
-        definiteness; a failure is explained by ``certify``'s Lanczos check, or reported
-        as not definite), with the smallest eigenvalue estimated by two steps of inverse
-        iteration from the random probe (enough to expose a tiny eigenvalue: each step
-        multiplies its component by its inverse) on the factor and the largest bounded by
-        Gershgorin's theorem. Returns ``None`` (use ``certify``) for a system not tagged
-        definite."""
-        from .certify import Certificate, Certify, _judge
-
-        if not (sign and system.symmetric and not system.kkt_rows) or system.n == 0:
-            return None
-        try:
-            fac = self.factor(system)
-        except LinearSolveError as err:
-            certify(system, sign, Certify("lanczos", config.steps, config.rcond, config.seed))
-            from .exceptions import CurvatureError
-
-            raise CurvatureError(
-                f"{err} So y is not a strict local {'minimum' if sign > 0 else 'maximum'}."
-            ) from None
-        if fac.definite != sign:
-            return None
-        A = self._matrix(system)
-        _, w = probe(self, system, config.seed)  # A^{-1} b: inverse iteration; one more
-        w = w / float(onp.max(onp.abs(w)))  # (normalised: f x 1e300 underflows A^{-2} b)
-        w2 = fac.solve(w)
-        c = float(onp.max(onp.abs(w2)))
-        u = w2 / c
-        lo = abs(float(u @ w)) / float(u @ u) / c  # the Rayleigh quotient of A^{-2} b
-        absA = sp.csr_matrix((onp.abs(A.data), A.indices, A.indptr), shape=A.shape)
-        hi = float(onp.max(absA @ onp.ones(system.n)))
-        low, high = (lo, hi) if sign > 0 else (-hi, -lo)
-        cert = Certificate(f"cholesky-{fac.method}", low, high, lo, False, 0, system.n)
-        _judge(system, sign, cert, config, False)
-        return cert
 
 
 class _Plain(LinearSolver):

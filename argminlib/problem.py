@@ -174,7 +174,7 @@ class Problem:
         y = z[: self.ny]
         return y[0] if self.yshape == () else anp.reshape(y, self.yshape)
 
-    def _solution(self, x, cond):
+    def _solution(self, x, cond, deferred=False):
         return Solution(
             cond.F,
             x,
@@ -186,13 +186,14 @@ class Problem:
             certify=self.config if self.config is not None else False,
             name=self.matrix_name,
             hessian=self.hessian,
+            deferred=deferred,
         )
 
     def solution(self, x, cond, polish=0):
         """Linearise and certify at ``cond.z``; take up to ``polish`` Newton steps while the
         step shrinks; accept if the step is at most ``tol * max(1, |y|)``."""
         sol, size = polish_solution(
-            lambda z: self._solution(x, Conditions(z, cond.F, cond.kkt_rows)),
+            lambda z, deferred: self._solution(x, Conditions(z, cond.F, cond.kkt_rows), deferred),
             cond.z,
             polish,
             self.ny,

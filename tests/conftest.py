@@ -3,6 +3,7 @@
 import autograd.numpy as anp
 import numpy as onp
 import pytest
+import scipy.sparse.linalg as spla
 
 
 def spd(n, spectrum, seed=0):
@@ -87,6 +88,48 @@ def quadratic(request):
 def cubic_f(x, y):
     """The paper's Figure 1 function, ``f(x, y) = x y^4 + 2 x^2 y^3 - 12 y^2``."""
     return x * y**4 + 2 * x**2 * y**3 - 12 * y**2
+
+
+def sq(x, y):
+    """``f = |y - x|^2``: the smallest problem, for input validation and solver options."""
+    return anp.sum((y - x) ** 2)
+
+
+# --- every linear solver, and Hessians of a chosen spectrum in a fixed rotation ----------
+
+
+def user_solve(matvec, b):
+    """A user's plain ``solve(matvec, b)``: scipy's GMRES on the products."""
+    A = spla.LinearOperator((b.size, b.size), matvec=matvec)
+    w, _ = spla.gmres(A, b, rtol=1e-13, atol=0.0, restart=b.size, maxiter=10)
+    return w
+
+
+SOLVERS = ["dense", "cholesky", "lu", "lstsq", "cg", "minres", "gmres", "nullspace", user_solve]
+SOLVER_IDS = [s if isinstance(s, str) else "user" for s in SOLVERS]
+MATRIX_FREE = ["cg", "minres", "gmres", "nullspace", user_solve]
+
+#: larger than ``Certify.steps`` (20): the matrix-free solvers certify by Lanczos
+LANCZOS_N = 30
+ROTATION = onp.linalg.qr(onp.random.default_rng(0).normal(size=(LANCZOS_N, LANCZOS_N)))[0]
+
+
+def spectrum_with(special):
+    """``linspace(1, 2, LANCZOS_N)`` with its eighth eigenvalue replaced by ``special``."""
+    d = onp.linspace(1.0, 2.0, LANCZOS_N)
+    d[7] = special
+    return d
+
+
+def rotated_quadratic(d, b=None):
+    """``f = 1/2 y^T H y - x b^T y`` with ``H = ROTATION diag(d) ROTATION^T``; at ``x = 1``
+    the stationary point is ``H^+ b`` and ``dy/dx = H^+ b``. Returns ``(f, y)``."""
+    Q = ROTATION
+    H = Q @ onp.diag(d) @ Q.T
+    b = onp.ones(LANCZOS_N) if b is None else b
+    inv = onp.where(onp.abs(d) > 0, 1.0 / onp.where(d == 0, 1.0, d), 0.0)
+    y = Q @ (inv * (Q.T @ b))
+    return (lambda x, y_: 0.5 * y_ @ H @ y_ - x * (b @ y_)), y
 
 
 # Property-based tests: a fixed, bounded profile so the suite stays fast and repeatable.

@@ -5,6 +5,7 @@ import autograd.numpy as anp
 import numpy as onp
 import pytest
 from autograd import grad, jacobian, make_jvp
+from conftest import SOLVER_IDS, SOLVERS
 
 import argminlib as al
 
@@ -199,3 +200,111 @@ def test_argmin_and_argmax_accept_constraints():
     c = lambda x, y: y - 0.2  # noqa: E731
     g = lambda x: al.argmax(lambda x, y: -f(x, y), x, onp.zeros(n), eq=h, ineq=c)  # noqa: E731
     assert al.max_error(jacobian(g)(x), al.fd_jacobian(g, x)) < 1e-7
+
+
+# --- the KKT matrix through every solver: its inertia certified, its derivative agreed ------
+
+
+def _kkt_problem():
+    rng = onp.random.default_rng(3)
+    A, b = rng.normal(size=(3, 8)), rng.normal(size=3)
+
+    def f(x, y):
+        return 0.5 * anp.sum((y - x) ** 2) + 0.1 * anp.sum(y**4)
+
+    h = al.linear_constraint(A, b)
+    x = 0.3 * onp.ones(8)
+    return f, h, x, al.Equality(f, h, onp.zeros(8))(x)
+
+
+@pytest.mark.parametrize("solver", SOLVERS, ids=SOLVER_IDS)
+def test_kkt_wrong_inertia_is_refused(solver):
+    """``Equality(mode="max")`` at a constrained minimum: refused by every solver (the
+    definite-only solvers, cholesky and CG, may refuse the KKT matrix itself first)."""
+    f, h, x, y = _kkt_problem()
+    if solver in ("cholesky", "cg"):
+        with pytest.raises((al.CurvatureError, al.InputError)):
+            al.Equality(f, h, y, mode="max", solver=solver).jacobian(x, y)
+    else:
+        with pytest.raises(al.CurvatureError, match="local minimum, not a maximum"):
+            al.Equality(f, h, y, mode="max", solver=solver).jacobian(x, y)
+
+
+@pytest.mark.parametrize("solver", SOLVERS, ids=SOLVER_IDS)
+def test_kkt_right_inertia_agrees_with_dense(solver):
+    f, h, x, y = _kkt_problem()
+    ref = al.Equality(f, h, y).jacobian(x, y)
+    if solver in ("cholesky", "cg"):  # definite-only solvers refuse a KKT matrix up front
+        with pytest.raises(al.InputError, match="definite"):
+            al.Equality(f, h, y, solver=solver).jacobian(x, y)
+    else:
+        J = al.Equality(f, h, y, solver=solver).jacobian(x, y)
+        assert al.max_error(J, ref) < 1e-8
+
+
+# --- constraint rows in units far apart: rank tests on normalised rows ----------------------
+
+
+@pytest.mark.parametrize("solver", ["dense", "lu", "lstsq", "minres", "gmres", "nullspace"])
+@pytest.mark.parametrize("units", [1e6, 1e100])
+@pytest.mark.parametrize("kind", ["eq", "ineq"])
+def test_constraints_in_units_far_apart_are_independent(solver, units, kind):
+    """Constraints scaled by 1e6 and 1e-6 in one problem were refused as rank-deficient
+    (ConstraintError from the forward solve's multipliers, SingularHessianError from the
+    certificate): the rank tests compared singular values across rows. They now normalise
+    each row first (the rank and the null space do not depend on each row's units): the
+    Jacobian is that of the same problem in balanced units, equality and inequality
+    (``A y >= b``, both active)."""
+    n = 5
+    x = onp.linspace(0.1, 0.5, n)
+    A = onp.array([[1.0, 1.0, 0, 0, 0], [0, 0, 1.0, -1.0, 0.0]])
+    b = onp.array([1.0, 0.0])
+
+    def f(x_, y):
+        return 0.5 * anp.sum((y - x_) ** 2) + 0.1 * anp.sum(y**4)
+
+    def jac(scale):
+        def c(x_, y):
+            return scale * (b - anp.dot(A, y))
+
+        opts = {kind: c}
+        return jacobian(lambda x_: al.argmin(f, x_, onp.zeros(n), solver=solver, **opts))(x)
+
+    J = jac(onp.array([units, 1.0 / units]))
+    assert onp.allclose(J, jac(onp.ones(2)), rtol=1e-8, atol=1e-10)
+    assert onp.all(onp.isfinite(J)) and onp.abs(J).max() > 0.1
+
+
+# --- the multipliers: those of least squares at y, whatever a forward solver returns -------
+
+
+@pytest.mark.parametrize("solver", ["dense", "minres", "gmres"])
+@pytest.mark.parametrize("delta", [1e-4, 0.1, 1.0])
+def test_wrong_multipliers_from_a_forward_solver_do_not_enter_the_derivative(solver, delta):
+    """A forward solver returning (y, nu + delta) with y exact on a sphere constraint: the
+    Newton step of the KKT system was (0, -delta), of zero primal size, so the acceptance
+    test stopped at once and the derivative used the wrong multiplier in the Hessian of the
+    Lagrangian (dense 40% wrong at delta = 1, silently); MINRES/GMRES refused the step
+    (their error bound on a primal part of rounding size). The multipliers are now those of
+    least squares at y."""
+    n = 30
+    c = onp.linspace(1.0, 2.0, n)
+
+    def f(x, y):
+        return 0.5 * anp.sum(c * (y - x[1:]) ** 2)
+
+    def eq(x, y):
+        return anp.array([anp.sum(y**2) - 1.0 - x[0] ** 2])
+
+    x = onp.concatenate([[0.5], onp.linspace(0.1, 0.4, n)])
+    y_true = al.argmin(f, x, onp.ones(n) / onp.sqrt(n), eq=eq, solver="dense")
+    g = onp.asarray(grad(lambda y_: f(x, y_))(y_true))
+    nu_true = -(g @ y_true) / (2 * y_true @ y_true)  # f_Y + nu * 2 y = 0
+
+    def forward(f_, x_, y0):
+        return onp.asarray(y_true), onp.array([nu_true + delta])
+
+    y0 = onp.ones(n) / onp.sqrt(n)
+    want = jacobian(lambda x_: al.argmin(f, x_, y0, eq=eq, solver="dense"))(x)
+    J = jacobian(lambda x_: al.argmin(f, x_, y_true, eq=eq, solver=solver, forward=forward))(x)
+    assert onp.abs(J - want).max() <= 1e-7 * onp.abs(want).max()

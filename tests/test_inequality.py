@@ -7,6 +7,7 @@ import autograd.numpy as anp
 import numpy as onp
 import pytest
 from autograd import grad, jacobian
+from conftest import sq
 
 import argminlib as al
 
@@ -186,3 +187,39 @@ def test_barrier_every_mode_and_solver(solver):
     assert al.max_error(B.vjp(x, y, u), u @ J_fd) < 1e-6
     g = grad(lambda x: anp.sum(al.Barrier(f, c, 100.0, onp.zeros(n), solver=solver)(x)))(x)
     assert al.max_error(g, onp.ones(n) @ J_fd) < 1e-6
+
+
+# --- activity judged per constraint; the barrier's parameter -------------------------------
+
+
+def test_activity_is_judged_per_constraint():
+    """Hostile review: a large entry of y that a constraint does not involve does not make
+    it active."""
+    y = al.argmin(
+        lambda x, y: 0.5 * (y[0] - x) ** 2 + 0.5 * y[1] ** 2,
+        1e6,
+        onp.zeros(2),
+        ineq=lambda x, y: anp.array([y[1] - 0.5]),
+    )
+    assert onp.allclose(y, [1e6, 0.0])
+    with pytest.raises(al.InputError, match="active_tol"):
+        al.Inequality(lambda x, y: anp.sum(y**2), lambda x, y: y, onp.zeros(2), active_tol=-1.0)
+
+
+def test_barrier_with_huge_t_refuses_an_infeasible_answer():
+    """Hostile review: with t = 1e100 the barrier term (weight 1/t) vanishes below the
+    objective's rounding, and the barrier problem's minimiser is the unconstrained one,
+    y_0 = 0.8 > 0.5, outside the constraint: refused as not strictly feasible (naming the
+    violated constraint), never returned."""
+    f = lambda x, y: 0.5 * anp.sum((y - x) ** 2) + 0.1 * anp.sum(y**4)  # noqa: E731
+    c = lambda x, y: anp.array([y[0] - 0.5])  # noqa: E731
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        with pytest.raises(al.InfeasibleError, match="not strictly feasible: c_0"):
+            al.Barrier(f, c, 1e100, onp.zeros(2))(onp.array([1.0, 2.0]))
+
+
+def test_barrier_parameter_cannot_be_differentiated():
+    """Hostile review (second round): a traced t is refused, with the reason."""
+    with pytest.raises(al.InputError, match="t is being differentiated"):
+        grad(lambda t: al.Barrier(sq, lambda x, y: y - 5.0, t, 0.0)(1.0))(10.0)
