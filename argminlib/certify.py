@@ -191,8 +191,10 @@ class Certificate:
     most ``norm(F) / bound`` long, so an exact enough solution is accepted without a solve
     (:meth:`argminlib.Solution.step_bound`). ``scaled``: ``(lowest, highest, smallest)``
     eigenvalues of ``D A D``, ``D`` the diagonal scaling of :func:`.equilibrated` (a
-    factorising solver, no constraints), on which definiteness, singularity and conditioning
-    are judged.
+    factorising solver; with constraints, of the reduced Hessian of ``D H D``), on which
+    definiteness, singularity and conditioning are judged (``None`` for ``lstsq``, whose
+    pseudo-inverse is as accurate as ``A`` itself is conditioned). ``space == 0``: the
+    active constraints fix ``y``, there is no curvature to certify.
     """
 
     method: str
@@ -212,13 +214,29 @@ class Certificate:
         a unit diagonal, when ``scaled`` holds its extreme eigenvalues (a factorising solve,
         whose accuracy a diagonal scaling does not change), else ``max |eig| / min |eig|``
         of ``A`` (an estimate unless ``exact``)."""
+        if self.space == 0:
+            return 1.0  # (nothing to solve for: no digits to lose)
         lo, hi, small = self.scaled or (self.lowest, self.highest, self.smallest)
         big = max(abs(lo), abs(hi))
         return big / small if small > 0 else onp.inf
 
+    def __repr__(self):
+        if self.space == 0:
+            return (
+                f"Certificate(method={self.method!r}, space=0: the active constraints fix y, "
+                "no curvature to certify)"
+            )
+        fields = ", ".join(
+            f"{k}={getattr(self, k)!r}"
+            for k in ("method", "lowest", "highest", "smallest", "exact", "products", "space")
+        )
+        return f"Certificate({fields}, bound={self.bound!r}, scaled={self.scaled!r})"
+
     @property
     def unscaled_condition(self):
         """``max |eig| / min |eig|`` of ``A`` itself: what a Krylov solve on ``A`` meets."""
+        if self.space == 0:
+            return 1.0
         big = max(abs(self.lowest), abs(self.highest))
         return big / self.smallest if self.smallest > 0 else onp.inf
 
@@ -479,6 +497,12 @@ def equilibrated(A, sweeps=60):
     scaling changes and which the equilibrated matrix's condition bounds. A badly scaled
     but isolated minimum (weights ``exp(x)`` of 1e12 next to 1), or a saddle
     ``[[0, 1e-6], [1e-6, 1]]``, is therefore not ill-conditioned for a factorising solver."""
+    d = _equilibration(A, sweeps)
+    return d[:, None] * A * d
+
+
+def _equilibration(A, sweeps=60):
+    """The diagonal ``d`` of :func:`equilibrated` (``D A D = d[:, None] * A * d``)."""
     a = onp.abs(onp.asarray(A, dtype=float))
     diag = onp.diagonal(a)
     d = onp.where(diag > 0, 1.0 / onp.sqrt(onp.where(diag > 0, diag, 1.0)), 1.0)
@@ -488,7 +512,7 @@ def equilibrated(A, sweeps=60):
         if onp.all((r >= 0.5) & (r <= 2.0)):
             break
         d = d / onp.sqrt(r)
-    return d[:, None] * A * d
+    return d
 
 
 def certify(
@@ -547,8 +571,10 @@ def certify(
         int(products),
         int(dim),
         vecs[:, 0 if k == 0 else -1] if vecs is not None and vecs.size else None,
+        # (a minimum-norm solve is a pseudo-inverse, whose error grows with the condition
+        # of A itself: it is judged unscaled, the scaled spectrum serving its rank test)
         scaled=None
-        if scaled_vals is None
+        if scaled_vals is None or allow_singular
         else (float(scaled_vals[0]), float(scaled_vals[-1]), float(onp.min(onp.abs(scaled_vals)))),
     )
     _judge(system, sign, cert, config, allow_singular, vals, scaled_vals)
@@ -586,8 +612,18 @@ def _check_constraint_angles(system, config):
 
 def _dense_spectrum(system, p, n, Vt, factorizes):
     """``(eigenvalues, eigenvectors, scaled)`` of the formed symmetric ``H`` (of the
-    reduced Hessian ``F^T H F`` with constraints), with ``scaled`` the extreme and smallest
-    eigenvalues of :func:`equilibrated` ``H`` (no constraints), else ``None``."""
+    reduced Hessian ``F^T H F`` with constraints), with ``scaled`` (for a factorising
+    solver, else ``None``) the eigenvalues of the same matrix after :func:`equilibrated`.
+
+    With constraints the variables are scaled as without them, ``D`` from
+    :func:`equilibrated` ``H`` (the constraints' rows are then normalised, which does not
+    change their null space), and the reduced Hessian is that of ``D H D`` on the null
+    space of ``J D``. Basis: ``diag(D, E) K diag(D, E)`` is a congruence of the KKT matrix
+    ``K = [[H, J^T], [J, 0]]``, whose inertia is that of the reduced Hessian plus
+    ``(p, p, 0)`` for a ``J`` of full rank (Gould 1985), so the scaled reduced Hessian has
+    the signs and the zero count of the unscaled one; and a factorised KKT solve is as
+    accurate as the scaled system is conditioned. (Equilibrating ``K`` as a whole would let
+    constraints in units far apart scale the variables apart.)"""
     A = system.matrix()
     Hm = 0.5 * (A[:n, :n] + A[:n, :n].T)
     F = null_basis(Vt) if p else None
@@ -595,9 +631,25 @@ def _dense_spectrum(system, p, n, Vt, factorizes):
         Hm = F.T @ Hm @ F
     # (only a factorising solve is as accurate as the scaled matrix; a Krylov solve meets
     # the condition of A itself, so it is judged unscaled even when A is formed here)
-    scaled = onp.linalg.eigvalsh(equilibrated(Hm)) if factorizes and not p else None
+    scaled = None
+    if factorizes and not p:
+        scaled = onp.linalg.eigvalsh(equilibrated(Hm))
+    elif factorizes:
+        H = 0.5 * (A[:n, :n] + A[:n, :n].T)
+        d = _equilibration(H)
+        # rows brought to a largest entry of 1 before and after the scaling (rows in units
+        # of 1e300 overflow otherwise); a row's scale does not change the null space
+        Js = _unit_rows(_unit_rows(onp.asarray(A[n:, :n], dtype=float)) * d)
+        Fs = null_basis(onp.linalg.svd(Js, full_matrices=False)[2])
+        scaled = onp.linalg.eigvalsh(Fs.T @ (d[:, None] * H * d) @ Fs)
     vals, vecs = onp.linalg.eigh(Hm)
     return vals, (F @ vecs if p else vecs), scaled
+
+
+def _unit_rows(J):
+    """``J`` with each nonzero row divided by its largest ``|entry|``."""
+    top = onp.max(onp.abs(J), axis=1, initial=0.0)
+    return J / onp.where(top > 0, top, 1.0)[:, None]
 
 
 def _lanczos_spectrum(system, sign, config, H, n, Vt, direction, start):
@@ -686,7 +738,7 @@ def _judge(system, sign, cert, config, allow_singular, vals=None, scaled_vals=No
         lowest, highest, smallest = cert.scaled
         scaled_note = " after scaling it to a unit diagonal (which keeps its inertia and the \
 accuracy of a factorised solve)"
-    judged = scaled_vals if scaled_vals is not None else vals
+    judged = scaled_vals if cert.scaled is not None else vals
     big = max(abs(lowest), abs(highest), onp.finfo(float).tiny)
     zero = max(100, cert.space) * onp.finfo(float).eps * big
     if cert.exact:
@@ -701,6 +753,14 @@ accuracy of a factorised solve)"
         # work with s*A: it must be positive definite
         lo, hi = (lowest, highest) if sign > 0 else (-highest, -lowest)
         want, other = ("minimum", "max") if sign > 0 else ("maximum", "min")
+        if scaled_vals is not None and cert.scaled is None:
+            # the inertia is read on D A D wherever it was formed (a minimum-norm solve is
+            # judged unscaled for its accuracy only): -1e-3 beside 1e12 is a sign, not zero
+            s_lo, s_hi = float(scaled_vals[0]), float(scaled_vals[-1])
+            s_lo, s_hi = (s_lo, s_hi) if sign > 0 else (-s_hi, -s_lo)
+            s_zero = max(100, cert.space) * onp.finfo(float).eps * max(abs(s_lo), abs(s_hi))
+            if s_lo < -s_zero:
+                raise _wrong_sign(system, sign, cert, s_hi <= s_zero, "")
         if lo < -zero:  # (the inertia of D A D is that of A: named by A's eigenvalues)
             named = "" if cert.exact else how.replace(scaled_note, "")
             raise _wrong_sign(system, sign, cert, hi <= zero, named)
@@ -716,10 +776,17 @@ accuracy of a factorised solve)"
                 if max(abs(lowest), abs(highest)) > 0
                 else "(it is zero there)"
             )
+            sure = _singular(cert, lo) == "singular"
             raise SingularHessianError(
                 f"The {name}{where} is {_singular(cert, lo)}: eigenvalue {sign * lo:.3e} "
-                f"{against}{how}, so y is not a strict (isolated) {want} and its "
-                "derivative is undefined. Regularise the problem (e.g. add a small strongly "
+                f"{against}{how}, so y "
+                + (
+                    f"is not a strict (isolated) {want} and its derivative is undefined"
+                    if sure
+                    else f"may not be a strict (isolated) {want}, and this solver cannot "
+                    "compute its derivative accurately if it is"
+                )
+                + ". Regularise the problem (e.g. add a small strongly "
                 f"convex term), or use solver='lstsq' for the minimum-norm derivative"
                 f"{_scaled_advice(cert)}.",
                 certificate=cert,
@@ -762,7 +829,7 @@ def _singular(cert, value):
 
 
 def _scaled_advice(cert):
-    if cert.scaled is not None or cert.method != "lanczos":
+    if cert.scaled is not None:
         return ""
     return (
         "; if y is isolated but its variables are badly scaled, a factorising solver "

@@ -637,3 +637,20 @@ def test_a_y_built_to_cancel_a_known_start_is_caught_by_the_session_start(solver
         pass  # refused (MINRES's Newton steps stall at this condition)
     else:
         assert onp.abs(y).max() <= 1e-6  # or polished to the solution
+
+
+def test_a_solution_fixed_by_its_constraints_reads_as_english():
+    """Issue 20: as many active constraints as unknowns printed the certificate as
+    'lowest=inf, highest=-inf, space=0' and its condition as nan."""
+    x = 0.5 * onp.ones(3)
+    y, info = al.argmin(
+        lambda x_, y_: anp.sum((y_ - x_) ** 2),
+        x,
+        onp.zeros(3),
+        eq=lambda x_, y_: y_ - 1.0,
+        return_info=True,
+    )
+    assert onp.allclose(y, 1.0)
+    cert = info.certificate
+    assert "the active constraints fix y" in repr(cert) and "inf" not in repr(cert)
+    assert cert.condition == 1.0 and cert.unscaled_condition == 1.0

@@ -308,3 +308,47 @@ def test_wrong_multipliers_from_a_forward_solver_do_not_enter_the_derivative(sol
     want = jacobian(lambda x_: al.argmin(f, x_, y0, eq=eq, solver="dense"))(x)
     J = jacobian(lambda x_: al.argmin(f, x_, y_true, eq=eq, solver=solver, forward=forward))(x)
     assert onp.abs(J - want).max() <= 1e-7 * onp.abs(want).max()
+
+
+@pytest.mark.parametrize("stiff", [1e4, 1e7, 1e10])
+@pytest.mark.parametrize("solver", ["dense", "lstsq", "nullspace", "minres", "gmres"])
+def test_a_badly_scaled_constrained_minimum_is_right_or_refused_truthfully(solver, stiff):
+    """Hostile review of issue 17: an isolated equality-constrained minimum with one variable
+    ``stiff`` times stiffer than the rest. The dense solver judges the KKT matrix after
+    equilibrating it (a congruence: same reduced inertia) and is right at every scale; the
+    minimum-norm solve (a pseudo-inverse, 54% wrong before) and the Krylov solvers, whose
+    accuracy depends on the unscaled condition, are right within their guarantee or refuse,
+    without calling the isolated minimum 'not a strict minimum', and name solver='dense'."""
+    rng = onp.random.default_rng(1)
+    n = 6
+    M = rng.standard_normal((n, n))
+    s = onp.ones(n)
+    s[0] = stiff
+    A = s[:, None] * (M @ M.T / n + onp.eye(n)) * s
+    B = rng.standard_normal((n, 3))
+    C = rng.standard_normal((2, n))
+    K = onp.block([[A, C.T], [C, onp.zeros((2, 2))]])
+
+    def exact(x):
+        return onp.linalg.solve(K, onp.concatenate([B @ x, x[:2]]))[:n]
+
+    def f(x, y):
+        return 0.5 * anp.dot(y, anp.dot(A, y)) - anp.dot(y, anp.dot(B, x))
+
+    def eq(x, y):
+        return anp.dot(C, y) - x[:2]
+
+    x = onp.array([0.3, -0.7, 1.1])
+    true = onp.linalg.solve(K, onp.vstack([B, onp.eye(3)[:2]]))[:n]
+    try:
+        J = jacobian(
+            lambda x_: al.argmin(
+                f, x_, onp.zeros(n), eq=eq, solver=solver, forward=lambda *_: exact(x)
+            )
+        )(x)
+    except al.ArgminError as err:
+        assert solver != "dense", str(err)
+        assert "not a strict" not in str(err) and "solver='dense'" in str(err)
+    else:
+        # rcond = 1e-10 lets a solve lose up to ten digits of the unscaled condition
+        assert al.max_error(J, true, relative=True) < (1e-12 if solver == "dense" else 1e-6)
