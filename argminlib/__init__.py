@@ -55,7 +55,7 @@ from .linsolve import (
     get_solver,
 )
 from .partials import f_XY, f_Y, f_YY
-from .problem import Problem
+from .problem import ArgminInfo, Problem
 from .unconstrained import (
     Unconstrained,
     implicit_jacobian,
@@ -124,6 +124,7 @@ __all__ = [
     "Unconstrained",
     "argmin",
     "argmax",
+    "ArgminInfo",
     "problem_for",
     # equality constraints (section 4.1)
     "Equality",

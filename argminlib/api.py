@@ -41,6 +41,7 @@ def argmin(
     hess=None,
     hessp=None,
     hess_sparsity=None,
+    return_info=False,
 ):
     """``argmin_y f(x, y)`` from the start ``y0``, as an autograd primitive.
 
@@ -64,10 +65,21 @@ def argmin(
     for the linear solves and the certificate (unconstrained problems; see
     :class:`~argminlib.Unconstrained`): e.g. ``hess_sparsity=pattern, solver="sparse"``
     recovers the sparse Hessian from a few products and factorises it once.
+
+    ``return_info=True`` returns ``(y, info)``: an :class:`~argminlib.ArgminInfo`
+    (the certificate now; the derivative solves' iterations, residual and error bound once
+    ``grad`` has run through ``y``), e.g. kept from inside a loss::
+
+        infos = []
+        def loss(x):
+            y, info = al.argmin(f, x, y0, solver="cg", return_info=True)
+            infos.append(info)
+            return np.sum(y ** 2)
+        grad(loss)(x); infos[-1].solves.error   # the adjoint CG solve's error bound
     """
     options = {"solver": solver, "tol": tol, "forward": forward, "certify": certify}
     options.update(hess=hess, hessp=hessp, hess_sparsity=hess_sparsity)
-    return problem_for(f, y0, mode="min", eq=eq, ineq=ineq, **options)(x)
+    return problem_for(f, y0, mode="min", eq=eq, ineq=ineq, **options)(x, return_info)
 
 
 def argmax(
@@ -84,8 +96,9 @@ def argmax(
     hess=None,
     hessp=None,
     hess_sparsity=None,
+    return_info=False,
 ):
     """``argmax_y f(x, y)``: as :func:`argmin`, with a negative definite Hessian."""
     options = {"solver": solver, "tol": tol, "forward": forward, "certify": certify}
     options.update(hess=hess, hessp=hessp, hess_sparsity=hess_sparsity)
-    return problem_for(f, y0, mode="max", eq=eq, ineq=ineq, **options)(x)
+    return problem_for(f, y0, mode="max", eq=eq, ineq=ineq, **options)(x, return_info)

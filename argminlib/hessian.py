@@ -15,9 +15,9 @@ They serve the *numeric* linear solves and the certificate only: the derivatives
 solves (second-order derivatives through an argmin) still come from autograd, so a user's
 function never sees an autograd box. At every solution where it is used, the user's Hessian
 is compared with autograd's Hessian-vector products: with a
-factorising solver by one product carrying the residual of one solve with a seeded random
-right-hand side and a seeded random vector,
-otherwise at a seeded random vector and along the certificate's lowest-curvature direction;
+factorising solver by one product carrying the residual of one solve with a random
+right-hand side and a random vector (of the process's entropy: :mod:`argminlib.randomness`),
+otherwise at a random vector and along the certificate's lowest-curvature direction;
 and every solve (an adjoint solve of reverse mode at no cost, a JVP or a Jacobian by one
 product) is checked as well. If they disagree,
 :class:`HessianMismatchError` says which argument is wrong.
@@ -25,6 +25,7 @@ product) is checked as well. If they disagree,
 
 from __future__ import annotations
 
+import warnings
 import weakref
 
 import numpy as onp
@@ -194,7 +195,7 @@ class _AtPoint:
         return self._recover() @ v
 
     def check(self, v=None, against=None, product=None, rtol=CHECK_RTOL, norm_a=0.0):
-        """Compare with autograd's product at ``v`` (default: a seeded random vector).
+        """Compare with autograd's product at ``v`` (default: a random vector).
 
         A random vector mostly sees the large eigenvalues; :class:`argminlib.Solution`
         therefore checks, with a factorising solver, the residual of a solve instead:
@@ -259,12 +260,40 @@ class _AtPoint:
             }[self.argument]
             raise HessianMismatchError(
                 f"{what}: at a test vector v (random, or of low curvature) its product "
-                f"{how}. Fix "
+                f"{how}.{self._order_hint(v, want)} Fix "
                 f"{self.argument}, or leave it out to use autograd's products.",
                 argument=self.argument,
                 difference=diff,
             )
         return True
+
+    def _order_hint(self, v, want):
+        """On a mismatch of ``hessp``: whether it matches autograd's product when called in
+        another order of its arguments (scipy's ``hessp(y, v, *args)``, or ``y`` and ``v``
+        swapped), the likely cause, named. Costs a user product only on the way to an
+        error."""
+        if self.spec.hessp is None:
+            return ""
+        shape = self.spec.yshape
+        vv = v.reshape(shape) if shape else float(v[0])
+        orders = {
+            "hessp(y, v, x) (scipy.optimize's order)": (self.y, vv, self.x),
+            "hessp(x, v, y)": (self.x, vv, self.y),
+        }
+        scale = max(_norm2(want), float(onp.finfo(float).tiny))
+        for name, args in orders.items():
+            try:
+                with warnings.catch_warnings(), onp.errstate(all="ignore"):
+                    warnings.simplefilter("ignore")
+                    out = onp.asarray(self.spec.hessp(*args), dtype=float).reshape(-1)
+            except Exception:  # (a user function called in the wrong order may raise)
+                continue
+            if out.shape == want.shape and _norm2(out - want) <= 1e-6 * scale:
+                return (
+                    f" Called as {name} it does return f_YY v: argminlib calls "
+                    "hessp(x, y, v), the paper's order (parameter x first, then y, then v)."
+                )
+        return ""
 
 
 def _product(fun, v, shape, n, name):

@@ -674,7 +674,8 @@ def root(F, x, z, *, solver="gmres", symmetric=False, tol=1e-6, certify=True, po
     """``z`` with the derivative of the implicit function ``F(x, z(x)) = 0`` attached:
     an autograd-differentiable function of ``x`` (as JAXopt's ``custom_root``).
 
-    ``z`` is a solution you computed by any means (any array shape). Up to ``polish_steps``
+    ``z`` is a solution you computed by any means (any array shape; if autograd traced its
+    computation, the trace is dropped: the derivative is the implicit one). Up to ``polish_steps``
     Newton steps refine it (so a solver's ``1e-8`` answer becomes a ``1e-15`` one); then
     the Newton step ``-A^{-1} F(x, z)`` must be at most ``tol * max(1, |z|)`` in every
     entry, and ``A = dF/dz`` nonsingular (certified as in :mod:`argminlib.certify`). The
@@ -684,11 +685,9 @@ def root(F, x, z, *, solver="gmres", symmetric=False, tol=1e-6, certify=True, po
 
         z = al.root(lambda x, z: z**2 - x, x, onp.sqrt(x))
     """
-    if is_traced(z):
-        raise InputError(
-            "z is being traced by autograd: root attaches the derivative to a solution you "
-            "computed; compute z from plain values (autograd.tracer.getval) and pass x traced."
-        )
+    # z is only the point: its derivative is the implicit function theorem's, whatever
+    # computed it (a loop on traced values included), as for JAXopt's custom_root
+    z = getval(z)
     if isinstance(z, (list, tuple)):
         z = onp.asarray(z, dtype=float)
     shape = onp.shape(getval(z))

@@ -35,7 +35,15 @@ from .implicit import Solution, check_step, is_traced, plain
 from .implicit import polish as polish_solution
 from .linsolve import get_solver
 
-__all__ = ["Problem", "Conditions", "as_float_array", "check_x", "check_tol", "mode_sign"]
+__all__ = [
+    "Problem",
+    "ArgminInfo",
+    "Conditions",
+    "as_float_array",
+    "check_x",
+    "check_tol",
+    "mode_sign",
+]
 
 SIGNS = {"min": 1, "max": -1, "stationary": 0}
 
@@ -110,6 +118,37 @@ def check_x(x, name="x"):
             return x
         return out if isinstance(v, dict) else type(v)(out[i] for i in range(len(v)))
     return as_float_array(x, name)
+
+
+class ArgminInfo:
+    """What :func:`~argminlib.argmin` found at its solution, read without re-solving or
+    re-certifying: a live view of the :class:`~argminlib.Solution` that the
+    primitive's derivatives use, so it is filled in when ``grad`` (or ``jvp``,
+    ``jacobian``) runs through the returned ``y``, also after that ``y`` went out of scope.
+
+    ``certificate``: the :class:`~argminlib.Certificate` of the second-order conditions
+    (``None`` with ``certify=False``); ``solves``: the :class:`~argminlib.SolveInfo` of the
+    derivative solves so far, merged (``solves.solves == 0`` before any derivative;
+    ``solves.error``, the relative error bound of a Krylov solve, ``solves.iterations``,
+    ``solves.residual``)."""
+
+    def __init__(self, solution):
+        self._solution = solution
+
+    @property
+    def certificate(self):
+        return self._solution.certificate
+
+    @property
+    def solves(self):
+        return self._solution.info()
+
+    def __repr__(self):
+        s = self.solves
+        return (
+            f"ArgminInfo(solves={s.solves}, method={s.method!r}, iterations={s.iterations}, "
+            f"residual={s.residual:.1e}, error={s.error}, certificate={self.certificate!r})"
+        )
 
 
 @dataclass
@@ -257,10 +296,14 @@ class Problem:
         xv = check_x(plain(x))
         return self.solution(xv, self.complete(xv, onp.asarray(y, dtype=float)))
 
-    def __call__(self, x):
-        """The solution at ``x``, differentiable with autograd (any order)."""
+    def __call__(self, x, return_info=False):
+        """The solution at ``x``, differentiable with autograd (any order); with
+        ``return_info=True`` the pair ``(y, info)``, ``info`` an :class:`ArgminInfo` that the
+        derivative passes through ``y`` fill in as they run."""
         x = check_x(x)
-        return self.primal(self.solve(x).attach(x))
+        sol = self.solve(x)
+        y = self.primal(sol.attach(x))
+        return (y, ArgminInfo(sol)) if return_info else y
 
     def jacobian(self, x, y, return_info=False):
         """``dy/dx`` at the solution ``y``: shape ``shape(y) + shape(x)`` (for a container

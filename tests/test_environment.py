@@ -62,3 +62,17 @@ def test_python_version_agrees():
     major_minor = tuple(int(p) for p in py.split("=")[1].split(".")[:2])
     assert requires.startswith(">=")
     assert major_minor >= tuple(int(p) for p in requires[2:].split(".")[:2])
+
+
+def test_the_version_lives_in_one_place():
+    """``pip show argminlib`` said 0.1.0 while ``argminlib.__version__`` said 0.2.0: the
+    version is now read by setuptools from ``__version__`` (pyproject's ``dynamic``)."""
+    import importlib.metadata
+
+    import argminlib
+
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "version" not in meta["project"] and "version" in meta["project"]["dynamic"]
+    attr = meta["tool"]["setuptools"]["dynamic"]["version"]["attr"]
+    assert attr == "argminlib.__version__"
+    assert importlib.metadata.version("argminlib") == argminlib.__version__

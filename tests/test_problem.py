@@ -378,3 +378,43 @@ def test_int_leaf_next_to_a_traced_one_is_a_float():
     ga = grad(lambda a: anp.sum(al.argmin(g, [a, 2], onp.zeros(2))))(onp.ones(2))
     gb = grad(lambda a: anp.sum(al.argmin(g, [a, 2.0], onp.zeros(2))))(onp.ones(2))
     assert onp.allclose(ga, gb)
+
+
+@pytest.mark.parametrize("solver", ["dense", "cg", "minres", "gmres"])
+@pytest.mark.parametrize("mode", ["min", "max"])
+def test_return_info_is_filled_in_by_the_derivative_passes(solver, mode):
+    """Issue 20: ``argmin(..., return_info=True)`` was a TypeError; the solve's accuracy was
+    in reach only through ``Unconstrained(...).vjp(..., return_info=True)``, which
+    re-certifies. Now ``(y, info)``: the certificate at once, the derivative solves once
+    ``grad`` has run through ``y`` (the same certificate: nothing is certified again)."""
+    rng = onp.random.default_rng(0)
+    n = 8
+    M = rng.standard_normal((n, n))
+    sign = 1.0 if mode == "min" else -1.0
+    A = sign * (M @ M.T + n * onp.eye(n))
+
+    def f(x, y):
+        return 0.5 * anp.dot(y, anp.dot(A, y)) - anp.dot(x, y)
+
+    solve = al.argmin if mode == "min" else al.argmax
+    infos = []
+
+    def loss(x):
+        y, info = solve(f, x, onp.zeros(n), solver=solver, return_info=True)
+        infos.append(info)
+        return anp.sum(y**2)
+
+    x = onp.linspace(-1.0, 1.0, n)
+    y, info = solve(f, x, onp.zeros(n), solver=solver, return_info=True)
+    assert onp.allclose(y, onp.linalg.solve(A, x))
+    assert info.solves.solves == 0 and info.certificate is not None
+    g = grad(loss)(x)
+    Ai = onp.linalg.inv(A)
+    assert al.max_error(g, 2 * Ai.T @ (Ai @ x), relative=True) < 1e-8
+    (info,) = infos
+    assert info.solves.solves == 1 and info.solves.converged
+    if solver != "dense":
+        assert info.solves.iterations > 0 and info.solves.error < 1e-8
+    assert "ArgminInfo(solves=1" in repr(info)
+    # without it, the answer alone (the default is unchanged)
+    assert isinstance(solve(f, x, onp.zeros(n), solver=solver), onp.ndarray)
