@@ -4,6 +4,14 @@
 solutions of lower-level problems (``argminlib.argmin``, a problem object called with
 ``theta``, ...). Its gradient is ``autograd.grad(loss)``: one implicit VJP per lower-level
 problem per step. These helpers run the upper-level descent and keep its history.
+
+``theta`` may be a number, an array or a container (tuple, list, dict) of arrays, as
+``argmin``'s ``x``; ``bounds=(lo, hi)`` (numbers, or arrays or containers shaped like
+``theta``; ``None`` or ``inf`` for no bound) or a ``scipy.optimize.Bounds`` keeps it in a
+box; ``callback(theta, loss)`` is called after every step and stops the run by returning
+``True``. When a lower-level problem raises an :class:`~argminlib.ArgminError` mid-run, the
+error is raised with the :class:`History` so far on it (``err.history``): the iterations
+already paid for are not lost.
 """
 
 from __future__ import annotations
@@ -13,8 +21,9 @@ from dataclasses import dataclass, field
 import numpy as onp
 import scipy.optimize as sopt
 from autograd import value_and_grad
+from autograd.misc import flatten
 
-from .exceptions import ArgminError
+from .exceptions import ArgminError, InputError
 
 __all__ = ["History", "gradient_descent", "lbfgs", "minimize_upper"]
 
@@ -23,8 +32,10 @@ __all__ = ["History", "gradient_descent", "lbfgs", "minimize_upper"]
 class History:
     """The run of an upper-level optimiser.
 
-    ``thetas[k]`` and ``losses[k]`` are the parameters and loss after ``k`` steps
-    (``k = 0`` is the start); ``grad_norms[k]`` is ``||grad loss(thetas[k])||``.
+    ``thetas[k]`` and ``losses[k]`` are the parameters (in the structure of ``theta0``) and
+    loss after ``k`` steps (``k = 0`` is the start); ``grad_norms[k]`` is
+    ``||grad loss(thetas[k])||`` (of the projected gradient, with bounds); ``message``: why
+    the run stopped.
     """
 
     method: str
@@ -44,9 +55,96 @@ class History:
         return self.losses[-1]
 
     def record(self, theta, loss, g):
-        self.thetas.append(onp.array(theta, dtype=float))
+        self.thetas.append(theta)
         self.losses.append(float(loss))
         self.grad_norms.append(float(onp.linalg.norm(g)))
+
+
+class _Flat:
+    """``theta0`` (any structure) as a float vector, with the loss and its gradient on
+    vectors, the box of ``bounds`` in the same order, and the run's history."""
+
+    def __init__(self, loss, theta0, bounds, callback, method):
+        try:
+            vec, self.unflatten = flatten(theta0)
+            vec = onp.array(vec, dtype=float)
+        except (TypeError, ValueError) as err:
+            raise InputError(
+                f"theta0 must be a number, an array or a container (tuple, list, dict) of "
+                f"arrays ({err})"
+            ) from None
+        if vec.dtype.kind != "f" or not onp.all(onp.isfinite(vec)):
+            raise InputError("theta0 must be finite real numbers")
+        self.vec0, self.n = vec, vec.size
+        self.lo, self.hi = self._box(bounds, theta0)
+        self.vg = value_and_grad(lambda v: loss(self.unflatten(v)))
+        self.callback = callback
+        self.hist = History(method)
+
+    def _box(self, bounds, theta0):
+        n = self.n
+        if bounds is None:
+            return onp.full(n, -onp.inf), onp.full(n, onp.inf)
+        if isinstance(bounds, sopt.Bounds):
+            lo, hi = bounds.lb, bounds.ub
+        elif isinstance(bounds, (tuple, list)) and len(bounds) == 2:
+            lo, hi = bounds
+        else:
+            raise InputError("bounds must be (lo, hi) or a scipy.optimize.Bounds")
+
+        def side(b, default):
+            if b is None:
+                return onp.full(n, default)
+            if onp.ndim(b) == 0 and not isinstance(b, (dict, list, tuple)):
+                return onp.full(n, float(b))
+            try:
+                flat = onp.asarray(flatten(b)[0], dtype=float).reshape(-1)
+            except (TypeError, ValueError):
+                flat = None
+            if flat is None or flat.size != n:
+                raise InputError(
+                    f"a bound has {None if flat is None else flat.size} entries; theta has {n}"
+                    " (give a number, or an array or container shaped like theta0)"
+                )
+            return onp.where(onp.isnan(flat), default, flat)
+
+        lo, hi = side(lo, -onp.inf), side(hi, onp.inf)
+        if onp.any(lo > hi):
+            raise InputError("bounds: a lower bound is above its upper bound")
+        if onp.any(self.vec0 < lo) or onp.any(self.vec0 > hi):
+            raise InputError("theta0 is outside bounds: start inside the box")
+        return lo, hi
+
+    @property
+    def bounded(self):
+        return bool(onp.any(onp.isfinite(self.lo)) or onp.any(onp.isfinite(self.hi)))
+
+    def evaluate(self, v):
+        try:
+            value, g = self.vg(onp.array(v, dtype=float))
+        except ArgminError as err:
+            err.history = self.hist
+            err.args = (
+                f"{err.args[0] if err.args else err} (after {len(self.hist.losses) - 1} "
+                "upper-level steps; their History is on this error as err.history)",
+            ) + err.args[1:]
+            raise
+        return float(value), onp.asarray(g, dtype=float).reshape(-1)
+
+    def projected(self, v, g):
+        """The gradient with the components that push against an active bound zeroed."""
+        at_lo = (v <= self.lo) & (g > 0)
+        at_hi = (v >= self.hi) & (g < 0)
+        return onp.where(at_lo | at_hi, 0.0, g)
+
+    def record(self, v, value, g):
+        """Record a step; ``True`` when the callback asks to stop."""
+        theta = self.unflatten(onp.array(v, dtype=float))
+        self.hist.record(theta, value, self.projected(v, g))
+        if self.callback is not None and self.callback(theta, value):
+            self.hist.message = "stopped by callback"
+            return True
+        return False
 
 
 def _progress(total, enabled, desc):
@@ -69,88 +167,102 @@ def gradient_descent(
     shrink=0.5,
     armijo=1e-4,
     gtol=1e-8,
+    bounds=None,
+    callback=None,
     progress=False,
 ):
-    """Gradient descent ``theta <- theta - step * grad loss(theta)``.
+    """Gradient descent ``theta <- theta - step * grad loss(theta)`` (projected onto the box
+    of ``bounds``, if given: each step is clipped to it).
 
     With ``backtracking=True`` each step starts at ``step`` and is halved (``shrink``)
-    until the Armijo condition ``loss(new) <= loss - armijo * s * ||g||^2`` holds. Stops
-    after ``maxiter`` steps or when ``||g|| <= gtol``. Returns a :class:`History`.
+    until the Armijo condition ``loss(new) <= loss - armijo * (g . (theta - new))`` holds.
+    Stops after ``maxiter`` steps, when the (projected) gradient's norm is at most
+    ``gtol``, or when ``callback(theta, loss)`` returns ``True``. Returns a
+    :class:`History`; see the module docstring for ``theta``, ``bounds`` and errors.
     """
-    if not step > 0:
-        raise ArgminError(f"step must be positive; got {step}")
-    vg = value_and_grad(loss)
-    theta = onp.array(theta0, dtype=float)
-    hist = History("backtracking" if backtracking else "gd")
-    value, g = vg(theta)
-    hist.record(theta, value, g)
+    if not (isinstance(step, (int, float)) and step > 0):
+        raise InputError(f"step must be positive (a number); got {step!r}")
+    run = _Flat(loss, theta0, bounds, callback, "backtracking" if backtracking else "gd")
+    hist = run.hist
+    theta = run.vec0
+    value, g = run.evaluate(theta)
+    stop = run.record(theta, value, g)
     bar = _progress(maxiter, progress, hist.method)
     for _ in range(maxiter):
+        if stop:
+            break
         if not onp.all(onp.isfinite(g)):
-            raise ArgminError("the upper-level gradient is NaN or inf; lower the step size")
-        if onp.linalg.norm(g) <= gtol:
+            err = ArgminError("the upper-level gradient is NaN or inf; lower the step size")
+            err.history = hist
+            raise err
+        if onp.linalg.norm(run.projected(theta, g)) <= gtol:
             hist.message = "gradient norm below gtol"
             break
         s = step
-        new = theta - s * g
+        new = onp.clip(theta - s * g, run.lo, run.hi)
         if backtracking:
-            nv = loss(new)
-            while not nv <= value - armijo * s * float(g @ g) and s > 1e-12:
+            nv = run.evaluate(new)[0]
+            while not nv <= value - armijo * float(g @ (theta - new)) and s > 1e-12:
                 s *= shrink
-                new = theta - s * g
-                nv = loss(new)
+                new = onp.clip(theta - s * g, run.lo, run.hi)
+                nv = run.evaluate(new)[0]
         theta = new
-        value, g = vg(theta)
-        hist.record(theta, value, g)
+        value, g = run.evaluate(theta)
+        stop = run.record(theta, value, g)
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=float(value))
     else:
-        hist.message = "maxiter reached"
+        if not stop:
+            hist.message = "maxiter reached"
     if bar is not None:
         bar.close()
     return hist
 
 
-def lbfgs(loss, theta0, *, maxiter=100, gtol=1e-8, progress=False):
-    """scipy's L-BFGS-B on ``loss`` with autograd gradients. Returns a :class:`History`
-    (one entry per L-BFGS iteration). Each point is evaluated once: the history reuses the
-    value and gradient the line search computed."""
-    vg = value_and_grad(loss)
-    hist = History("lbfgs")
-    theta0 = onp.array(theta0, dtype=float)
+def lbfgs(loss, theta0, *, maxiter=100, gtol=1e-8, bounds=None, callback=None, progress=False):
+    """scipy's L-BFGS-B on ``loss`` with autograd gradients, within ``bounds`` (passed to
+    scipy). Returns a :class:`History` (one entry per L-BFGS iteration; each point is
+    evaluated once: the history reuses the value and gradient the line search computed);
+    ``callback(theta, loss)`` returning ``True`` stops the run. See the module docstring
+    for ``theta``, ``bounds`` and errors."""
+    run = _Flat(loss, theta0, bounds, callback, "lbfgs")
+    hist = run.hist
     cache = {}
 
-    def evaluate(theta):
-        key = onp.asarray(theta, dtype=float).tobytes()
+    def evaluate(v):
+        key = onp.asarray(v, dtype=float).tobytes()
         if key not in cache:
-            v, gr = vg(onp.array(theta, dtype=float))
+            out = run.evaluate(v)
             cache.clear()  # keep only the latest point: the one the callback asks for
-            cache[key] = (float(v), onp.asarray(gr, dtype=float))
+            cache[key] = out
         return cache[key]
 
-    value, g = evaluate(theta0)
-    hist.record(theta0, value, g)
+    value, g = evaluate(run.vec0)
+    if run.record(run.vec0, value, g):
+        return hist
     bar = _progress(maxiter, progress, "lbfgs")
 
-    def callback(intermediate_result):
-        th = intermediate_result.x
-        v, gr = evaluate(th)
-        hist.record(th, v, gr)
+    def step(intermediate_result):
+        v = intermediate_result.x
+        if run.record(v, *evaluate(v)):
+            raise StopIteration
         if bar is not None:
             bar.update(1)
 
     res = sopt.minimize(
         evaluate,
-        theta0,
+        run.vec0,
         jac=True,
         method="L-BFGS-B",
-        callback=callback,
+        bounds=sopt.Bounds(run.lo, run.hi) if run.bounded else None,
+        callback=step,
         options={"maxiter": maxiter, "gtol": gtol},
     )
     if bar is not None:
         bar.close()
-    hist.message = str(res.message)
+    if hist.message != "stopped by callback":
+        hist.message = str(res.message)
     return hist
 
 
@@ -163,4 +275,4 @@ def minimize_upper(loss, theta0, method="gd", **options):
         return gradient_descent(loss, theta0, backtracking=True, **options)
     if method == "lbfgs":
         return lbfgs(loss, theta0, **options)
-    raise ValueError(f"method={method!r}: use 'gd', 'backtracking' or 'lbfgs'")
+    raise InputError(f"method={method!r}: use 'gd', 'backtracking' or 'lbfgs'")

@@ -82,3 +82,105 @@ def test_progress_bar_is_optional(capsys):
     assert shown.losses == quiet.losses
     al.lbfgs(loss, onp.zeros(3), maxiter=3, progress=True)
     assert "lbfgs" in capsys.readouterr().err
+
+
+# --- issue 20: containers, bounds, callback, the history kept on an error ------------------
+
+
+def _split_loss():
+    """The closed-form problem with its parameter split into a dict {"h": 2, "v": 1}."""
+    loss, x_star = closed_form_problem()
+
+    def dict_loss(theta):
+        return loss(anp.concatenate([theta["h"], theta["v"]]))
+
+    return dict_loss, {"h": x_star[:2], "v": x_star[2:]}
+
+
+@pytest.mark.parametrize("method", ["gd", "backtracking", "lbfgs"])
+def test_parameters_may_be_a_container(method):
+    """``gradient_descent(up, {"h": ..., "v": ...})`` was a bare TypeError (float() of a
+    dict) although argmin accepts dicts; the history keeps the structure."""
+    loss, star = _split_loss()
+    options = {"lbfgs": {"maxiter": 50}, "gd": {"step": 0.1, "maxiter": 300}}
+    options = options.get(method, {"step": 1.0, "maxiter": 100})
+    theta0 = {"h": onp.zeros(2), "v": onp.zeros(1)}
+    hist = al.minimize_upper(loss, theta0, method=method, **options)
+    assert set(hist.theta) == {"h", "v"} and hist.theta["h"].shape == (2,)
+    for k in star:
+        assert al.max_error(hist.theta[k], star[k]) < 1e-4
+    assert isinstance(hist.thetas[0], dict) and onp.all(hist.thetas[0]["h"] == 0)
+
+
+@pytest.mark.parametrize("method", ["gd", "backtracking", "lbfgs"])
+def test_bounds_keep_the_parameters_in_the_box_and_bind(method):
+    """With bounds, every iterate is inside the box. One bound cuts off the unconstrained
+    minimiser x* of the convex loss, so it binds at the answer (were it inactive, the
+    answer would be x*), and there the projected gradient is zero (KKT of the box)."""
+    loss, x_star = closed_form_problem()
+    k = int(onp.argmax(onp.abs(x_star)))
+    lo, hi = onp.full(3, -onp.inf), onp.full(3, onp.inf)
+    if x_star[k] > 0:
+        hi[k] = 0.5 * x_star[k]
+    else:
+        lo[k] = 0.5 * x_star[k]
+    start = onp.zeros(3)
+    options = {"lbfgs": {"maxiter": 100}, "gd": {"step": 0.1, "maxiter": 2000}}
+    options = options.get(method, {"step": 1.0, "maxiter": 500})
+    hist = al.minimize_upper(loss, start, method=method, bounds=(lo, hi), **options)
+    for th in hist.thetas:
+        assert onp.all(th >= lo - 1e-12) and onp.all(th <= hi + 1e-12)
+    assert hist.theta[k] == pytest.approx(0.5 * x_star[k], abs=1e-6)
+    assert hist.grad_norms[-1] < 1e-4
+    # scipy's Bounds work the same way
+    same = al.minimize_upper(
+        loss, start, method=method, bounds=__import__("scipy").optimize.Bounds(lo, hi), **options
+    )
+    assert onp.allclose(same.theta, hist.theta, atol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["gd", "lbfgs"])
+def test_callback_sees_each_step_and_can_stop_the_run(method):
+    loss, _ = closed_form_problem()
+    seen = []
+
+    def callback(theta, value):
+        seen.append(value)
+        return len(seen) == 4
+
+    hist = al.minimize_upper(loss, onp.zeros(3), method=method, callback=callback)
+    assert hist.message == "stopped by callback"
+    assert seen == hist.losses and len(seen) == 4
+
+
+@pytest.mark.parametrize("method", ["gd", "lbfgs"])
+def test_an_argmin_error_mid_run_keeps_the_history(method):
+    """``al.lbfgs`` dropped its whole History on any error (30 s of iterations gone); the
+    error now carries it, and says so."""
+    loss, _ = closed_form_problem()
+    calls = []
+
+    def failing(x):
+        calls.append(1)
+        if len(calls) > 5:
+            raise al.ForwardSolveError("the lower level failed")
+        return loss(x)
+
+    with pytest.raises(al.ForwardSolveError, match="err.history") as err:
+        al.minimize_upper(failing, onp.zeros(3), method=method, step=0.1) if method == "gd" else (
+            al.lbfgs(failing, onp.zeros(3))
+        )
+    hist = err.value.history
+    assert len(hist.losses) >= 2 and hist.losses[-1] < hist.losses[0]
+
+
+def test_bad_bounds_and_starts_are_named():
+    loss, _ = closed_form_problem()
+    with pytest.raises(al.InputError, match="outside bounds"):
+        al.lbfgs(loss, onp.zeros(3), bounds=(1.0, 2.0))
+    with pytest.raises(al.InputError, match="entries; theta has 3"):
+        al.lbfgs(loss, onp.zeros(3), bounds=(onp.zeros(2), None))
+    with pytest.raises(al.InputError, match="lower bound is above"):
+        al.gradient_descent(loss, onp.zeros(3), bounds=(1.0, -1.0))
+    with pytest.raises(al.InputError, match="theta0"):
+        al.gradient_descent(loss, "abc")
