@@ -32,13 +32,22 @@ from .exceptions import (
     InputError,
     LinearSolveError,
     NonFiniteError,
+    NonSmoothError,
     NotStationaryError,
     ShapeError,
     SingularHessianError,
     UncertifiedError,
 )
 from .fd import fd_grad, fd_jacobian, fd_jvp, max_error
-from .forward import barrier_objective, barrier_solve, newton, slsqp, stationary_point
+from .forward import (
+    barrier_objective,
+    barrier_solve,
+    gradient_jumps,
+    newton,
+    quasi_newton,
+    slsqp,
+    stationary_point,
+)
 from .hessian import HessianMismatchError
 from .implicit import Linearization, Solution, fixed_point, linear_solve, root
 from .inequality import Barrier, Inequality, active_set, lemma_4_2
@@ -76,6 +85,7 @@ __all__ = [
     "ShapeError",
     "NonFiniteError",
     "NotStationaryError",
+    "NonSmoothError",
     "SingularHessianError",
     "IllConditionedError",
     "CurvatureError",
@@ -142,6 +152,8 @@ __all__ = [
     "active_set",
     # forward solvers
     "newton",
+    "quasi_newton",
+    "gradient_jumps",
     "stationary_point",
     "slsqp",
     # soft-max exemplar and bi-level helpers

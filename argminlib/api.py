@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import weakref
+
 from .equality import Equality
 from .exceptions import InputError
 from .inequality import Inequality
@@ -42,6 +44,7 @@ def argmin(
     hessp=None,
     hess_sparsity=None,
     return_info=False,
+    warm_start=False,
 ):
     """``argmin_y f(x, y)`` from the start ``y0``, as an autograd primitive.
 
@@ -66,6 +69,12 @@ def argmin(
     :class:`~argminlib.Unconstrained`): e.g. ``hess_sparsity=pattern, solver="sparse"``
     recovers the sparse Hessian from a few products and factorises it once.
 
+    ``warm_start=True`` starts the forward solver from the last solution of the same ``f``
+    (the function object; same mode, constraints and shape of ``y0``) instead of ``y0``:
+    in an upper-level loop the polish then often finishes the solve. The answer is
+    certified as from any start, but on a problem with several minima it follows the
+    last branch.
+
     ``return_info=True`` returns ``(y, info)``: an :class:`~argminlib.ArgminInfo`
     (the certificate now; the derivative solves' iterations, residual and error bound once
     ``grad`` has run through ``y``), e.g. kept from inside a loss::
@@ -79,7 +88,7 @@ def argmin(
     """
     options = {"solver": solver, "tol": tol, "forward": forward, "certify": certify}
     options.update(hess=hess, hessp=hessp, hess_sparsity=hess_sparsity)
-    return problem_for(f, y0, mode="min", eq=eq, ineq=ineq, **options)(x, return_info)
+    return _solve(f, x, y0, "min", eq, ineq, options, return_info, warm_start)
 
 
 def argmax(
@@ -97,8 +106,32 @@ def argmax(
     hessp=None,
     hess_sparsity=None,
     return_info=False,
+    warm_start=False,
 ):
     """``argmax_y f(x, y)``: as :func:`argmin`, with a negative definite Hessian."""
     options = {"solver": solver, "tol": tol, "forward": forward, "certify": certify}
     options.update(hess=hess, hessp=hessp, hess_sparsity=hess_sparsity)
-    return problem_for(f, y0, mode="max", eq=eq, ineq=ineq, **options)(x, return_info)
+    return _solve(f, x, y0, "max", eq, ineq, options, return_info, warm_start)
+
+
+#: the last solution of each objective solved with ``warm_start=True``, by the function
+#: object ``f`` (weakly: dropped with ``f``), then by (mode, constraints, shape of y0)
+_LAST = weakref.WeakKeyDictionary()
+
+
+def _solve(f, x, y0, mode, eq, ineq, options, return_info, warm_start):
+    """:func:`argmin` / :func:`argmax`: the problem of :func:`problem_for` called at
+    ``x``; with ``warm_start``, started from the last solution of the same ``f`` (same
+    mode, constraint functions and shape of ``y0``), kept by ``f``'s identity."""
+    prob = problem_for(f, y0, mode=mode, eq=eq, ineq=ineq, warm_start=warm_start, **options)
+    if not warm_start:
+        return prob(x, return_info)
+    try:
+        memory = _LAST.setdefault(f, {})
+    except TypeError:  # (an f that cannot be weakly referenced: no memory)
+        memory = {}
+    key = (mode, id(eq), id(ineq), prob.yshape)
+    prob.last = memory.get(key)
+    out = prob(x, return_info)
+    memory[key] = prob.last
+    return out

@@ -135,13 +135,23 @@ class Equality(Problem):
     conditions = "the KKT conditions grad_y L = 0, h(x, y) = 0"
 
     def __init__(
-        self, f, h, y0, *, mode="min", solver="dense", tol=1e-6, forward=None, certify=True
+        self,
+        f,
+        h,
+        y0,
+        *,
+        mode="min",
+        solver="dense",
+        tol=1e-6,
+        forward=None,
+        certify=True,
+        warm_start=False,
     ):
         if not callable(h):
             raise ShapeError("h must be a function h(x, y) returning the constraint values")
         self.f, self.h = f, h
         self.forward_solver = forward
-        self.setup(y0, mode, solver, tol, certify)
+        self.setup(y0, mode, solver, tol, certify, warm_start)
 
     def optimality(self, x, z):
         """``[grad_y (f + nu^T h) ; h]`` at ``z = (y, nu)``."""
@@ -171,10 +181,10 @@ class Equality(Problem):
 
     def forward(self, x):
         if self.forward_solver is not None:  # (checked at its solution)
-            return self.forward_solver(self.f, x, self.y0)
-        check_objective(self.f, x, self.y0, "y0")
-        check_constraint(self.h, x, self.y0, "h")
-        return slsqp(self.f, x, self.y0, eq=self.h, maximize=self.mode == "max")
+            return self.forward_solver(self.f, x, self.start)
+        check_objective(self.f, x, self.start, "y0")
+        check_constraint(self.h, x, self.start, "h")
+        return slsqp(self.f, x, self.start, eq=self.h, maximize=self.mode == "max")
 
     def complete(self, x, y, multipliers_=None, feasible=True):
         check_objective(self.f, x, y)

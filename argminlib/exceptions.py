@@ -11,6 +11,7 @@ __all__ = [
     "ShapeError",
     "NonFiniteError",
     "NotStationaryError",
+    "NonSmoothError",
     "SingularHessianError",
     "IllConditionedError",
     "CurvatureError",
@@ -51,6 +52,16 @@ class NotStationaryError(ArgminError):
         super().__init__(message)
         self.residual = residual
         self.tol = tol
+
+
+class NonSmoothError(ArgminError):
+    """``f`` is not differentiable at the ``y`` found: its gradient jumps there (``|y_i|`` at
+    ``y_i = 0``, a ``max`` at a tie), so the implicit function theorem does not apply to
+    ``f_Y = 0``. Attribute ``coordinates``: the entries of ``f_Y`` that jump."""
+
+    def __init__(self, message, coordinates=()):
+        super().__init__(message)
+        self.coordinates = tuple(coordinates)
 
 
 class SingularHessianError(ArgminError):

@@ -20,7 +20,7 @@ import autograd.numpy as anp
 import numpy as onp
 import scipy.optimize as sopt
 import scipy.sparse.linalg as spla
-from autograd import grad, hessian, jacobian
+from autograd import grad, hessian, jacobian, value_and_grad
 
 from .certify import lanczos
 from .exceptions import ForwardSolveError, InfeasibleError, NonFiniteError
@@ -30,6 +30,8 @@ from .partials import flat_values
 __all__ = [
     "newton_polish",
     "newton",
+    "quasi_newton",
+    "gradient_jumps",
     "stationary_point",
     "slsqp",
     "barrier_objective",
@@ -145,6 +147,91 @@ def newton(f, x, y0, *, maximize=False, gtol=1e-10, maxiter=500, escapes=3, step
         z = _escape(value, z, vecs[:, 0])
     z = newton_polish(jac, lambda z_, r: _hessian_step(hessp, z_, r), z)
     return z.reshape(y0.shape) if y0.shape else float(z[0])
+
+
+def quasi_newton(f, x, y0, *, maximize=False, gtol=1e-6, maxiter=2000):
+    """Minimise (or maximise) ``f(x, y)`` over ``y`` from ``y0`` by scipy's L-BFGS-B on
+    autograd gradients (one backward pass per evaluation, no Hessian products), on ``f``
+    divided by its curvature scale at ``y0`` (so ``gtol`` is relative). Returns ``y`` (shape
+    of ``y0``) for the problem's Newton polish, which takes it to full accuracy with the
+    Hessian the derivative needs anyway: on smooth problems of a few hundred unknowns this
+    is several times cheaper than :func:`newton`'s Hessian-vector products.
+
+    A descent method converges to a local minimum from almost every start (a saddle attracts
+    only a set of measure zero), but it does not move from a start where the gradient
+    vanishes, and stops at any stationary point. So it is the first try, not the only one:
+    when the certificate finds a saddle or a maximum at its answer, or the polish cannot
+    make it a solution, :class:`~argminlib.Unconstrained` solves again with :func:`newton`
+    (trust-region Newton with escapes from saddles) from ``y0``. Raises
+    :class:`~argminlib.ForwardSolveError` only on NaN or inf."""
+    x = plain(x)
+    y0 = onp.asarray(y0, dtype=float)
+    value, jac, hessp = _objective(f, x, y0.shape, -1.0 if maximize else 1.0)
+    z = y0.reshape(-1)
+    if not onp.isfinite(value(z)):
+        raise NonFiniteError(
+            "f(x, y0) is NaN or inf at the starting point: start where f is finite."
+        )
+    scale = _curvature_scale(value, jac, hessp, z)
+    vg = value_and_grad(
+        lambda z_: f(x, anp.reshape(z_, y0.shape)) * ((-1.0 if maximize else 1.0) / scale)
+    )
+
+    def fun(z_):
+        v, g = vg(z_)
+        v, g = float(v), onp.asarray(g, dtype=float)
+        if not (onp.isfinite(v) and onp.all(onp.isfinite(g))):
+            raise _Budget
+        return v, g
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        try:
+            res = sopt.minimize(
+                fun, z, jac=True, method="L-BFGS-B", options={"maxiter": maxiter, "gtol": gtol}
+            )
+        except _Budget:
+            res = None
+    if res is None or not onp.all(onp.isfinite(res.x)):
+        raise ForwardSolveError("L-BFGS met NaN or inf values of f or its gradient from y0.")
+    # (not converged, or stopped at once: the polish and the certificate at the problem
+    # decide, and the problem falls back to newton when they refuse)
+    return res.x.reshape(y0.shape) if y0.shape else float(res.x[0])
+
+
+def gradient_jumps(f, x, y, *, rel=1e-6, seed=None):
+    """The entries of ``f_Y`` that jump at ``y`` (an array of flat indices; empty where
+    ``f`` is smooth), from three gradients along a random direction ``d``.
+
+    Basis: for a ``C^2`` function, the central difference
+    ``D(h) = f_Y(y + h d) - f_Y(y - h d)`` is ``2 h f_YY d + O(h^3)``, so it shrinks tenfold
+    with ``h``; where the gradient jumps across ``y`` (``sign(y_i)`` at ``y_i = 0``), an entry
+    of ``D`` keeps its size ``O(1)`` as ``h`` falls. An entry counts as a jump when
+    ``|D_i(h / 10)| > 0.5 |D_i(h)|`` and ``|D_i(h)|`` is far above rounding
+    (``1e-6`` of the gradient's size and of ``h |f_YY d|``'s), at ``h = rel * max(1, |y|)``.
+    The random direction (of this process's entropy) crosses every kink through ``y`` with
+    probability one."""
+    from .randomness import generator  # (a leaf module)
+
+    x = plain(x)
+    y = onp.asarray(y, dtype=float)
+    shape = y.shape
+    g = grad(lambda z_: f(x, anp.reshape(z_, shape)))
+    z = y.reshape(-1)
+    d = generator(seed, 7).standard_normal(z.size)
+    d /= onp.linalg.norm(d) or 1.0
+    h = rel * max(1.0, float(onp.max(onp.abs(z), initial=0.0)))
+
+    def diff(step):
+        with warnings.catch_warnings(), onp.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            return onp.asarray(g(z + step * d), float) - onp.asarray(g(z - step * d), float)
+
+    D1, D2 = diff(h), diff(h / 10)
+    size = float(onp.max(onp.abs(onp.asarray(g(z), float)), initial=0.0))
+    floor = 1e-6 * max(size, float(onp.max(onp.abs(D1), initial=0.0)), 1e-300)
+    jumps = (onp.abs(D2) > 0.5 * onp.abs(D1)) & (onp.abs(D1) > floor)
+    return onp.flatnonzero(jumps & onp.isfinite(D1) & onp.isfinite(D2))
 
 
 def _hessian_step(hessp, z, r):

@@ -190,22 +190,23 @@ class Inequality(Problem):
         active_tol=1e-6,
         forward=None,
         certify=True,
+        warm_start=False,
     ):
         if not callable(c) or (eq is not None and not callable(eq)):
             raise ShapeError("c (and eq) must be functions of (x, y) returning arrays")
         self.f, self.c, self.eq = f, c, eq
         self.forward_solver = forward
         self.active_tol = check_tol(active_tol, "active_tol")
-        self.setup(y0, mode, solver, tol, certify)
+        self.setup(y0, mode, solver, tol, certify, warm_start)
 
     def forward(self, x):
         if self.forward_solver is not None:  # (checked at its solution)
-            return self.forward_solver(self.f, x, self.y0)
-        check_objective(self.f, x, self.y0, "y0")
-        check_constraint(self.c, x, self.y0, "c")
+            return self.forward_solver(self.f, x, self.start)
+        check_objective(self.f, x, self.start, "y0")
+        check_constraint(self.c, x, self.start, "c")
         if self.eq is not None:
-            check_constraint(self.eq, x, self.y0, "eq")
-        return slsqp(self.f, x, self.y0, eq=self.eq, ineq=self.c, maximize=self.mode == "max")
+            check_constraint(self.eq, x, self.start, "eq")
+        return slsqp(self.f, x, self.start, eq=self.eq, ineq=self.c, maximize=self.mode == "max")
 
     def _constraints(self, idx):
         c, eq = self.c, self.eq

@@ -179,7 +179,7 @@ class Problem:
     conditions = "the optimality conditions"
     polish = 5
 
-    def setup(self, y0, mode, solver, tol, certify):
+    def setup(self, y0, mode, solver, tol, certify, warm_start=False):
         forward = getattr(self, "forward_solver", None)
         if forward is not None and not callable(forward):
             raise InputError(
@@ -194,6 +194,17 @@ class Problem:
         self.solver = get_solver(solver)
         self.tol = check_tol(tol)
         self.config = as_certify(certify)
+        if not isinstance(warm_start, bool):
+            raise InputError(f"warm_start={warm_start!r}: use True or False")
+        self.warm_start, self.last, self.candidate = warm_start, None, None
+
+    @property
+    def start(self):
+        """Where the forward solver starts: ``y0``, or with ``warm_start=True`` the last
+        solution this problem accepted (``last``). A warm start only saves forward work:
+        the answer is polished and certified as from any start; but on a problem with
+        several minima it follows the branch of the last solution, not ``y0``'s."""
+        return self.last if (self.warm_start and self.last is not None) else self.y0
 
     # -- to be provided by subclasses -----------------------------------------------
 
@@ -239,16 +250,24 @@ class Problem:
             self.tol,
         )
         check_step(size, sol.z, self.tol, self.conditions, self.ny)
-        self.check_solution(x, onp.reshape(sol.z[: self.ny], self.yshape))
+        y = onp.reshape(sol.z[: self.ny], self.yshape)
+        self.check_solution(x, y)
+        self.last = onp.array(y, dtype=float)
         return sol
 
     def solve(self, x):
         """Solve at ``x`` (forward solver, then Newton polish and certification): a
         :class:`~argminlib.implicit.Solution`."""
         xv = plain(x)
-        out = self.forward(xv)
+        return self.accept(xv, self.forward(xv))
+
+    def accept(self, xv, out):
+        """The certified :class:`~argminlib.implicit.Solution` from a forward solver's
+        output ``out`` (``y``, or ``(y, multipliers)``) at the plain ``xv``: polished by at
+        most ``polish`` Newton steps, accepted or refused."""
         y, mult = out if isinstance(out, tuple) and len(out) == 2 else (out, None)
         y = self._check_forward_output(y)
+        self.candidate = y  # (the answer being judged, for a diagnosis if it is refused)
         cond = self.complete(xv, y, mult, feasible=False)
         try:
             return self.solution(xv, cond, polish=self.polish)
@@ -293,6 +312,7 @@ class Problem:
         y = as_float_array(y, "y")
         if onp.shape(y) != self.yshape:
             raise ShapeError(f"y has shape {onp.shape(y)}; the problem's y has {self.yshape}.")
+        self.candidate = onp.asarray(y, dtype=float)
         xv = check_x(plain(x))
         return self.solution(xv, self.complete(xv, onp.asarray(y, dtype=float)))
 

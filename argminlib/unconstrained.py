@@ -16,9 +16,17 @@ import numpy as onp
 from autograd import grad
 from autograd.tracer import getval
 
-from .exceptions import ShapeError
-from .forward import newton, stationary_point
+from .exceptions import (
+    CurvatureError,
+    ForwardSolveError,
+    NonSmoothError,
+    NotStationaryError,
+    ShapeError,
+    SingularHessianError,
+)
+from .forward import gradient_jumps, newton, quasi_newton, stationary_point
 from .hessian import user_hessian
+from .implicit import plain
 from .partials import check_objective, f_XY, f_YY
 from .problem import Conditions, Problem, as_float_array
 
@@ -32,6 +40,10 @@ __all__ = [
     "implicit_jvp",
     "implicit_vjp",
 ]
+
+
+#: the refusals of a solution that a kink of f can cause (see Unconstrained.diagnose_refusal)
+REFUSALS = (CurvatureError, ForwardSolveError, NotStationaryError, SingularHessianError)
 
 
 class Unconstrained(Problem):
@@ -59,6 +71,10 @@ class Unconstrained(Problem):
         at most five Newton steps.
     certify : bool or Certify
         ``True``, ``False`` or a :class:`argminlib.Certify`: the second-order check.
+    warm_start : bool
+        Start each forward solve from the last accepted solution instead of ``y0`` (see
+        :attr:`~argminlib.Problem.start`): in an upper-level loop, where ``x`` moves a
+        little per step, the polish alone then often finishes the solve.
     hess : callable, optional
         ``hess(x, y)``: ``f_YY`` as an array, a scipy.sparse matrix or a LinearOperator
         (scipy's name). Used by the linear solves and the certificate and checked against
@@ -90,10 +106,11 @@ class Unconstrained(Problem):
         hess=None,
         hessp=None,
         hess_sparsity=None,
+        warm_start=False,
     ):
         self.f = f
         self.forward_solver = forward
-        self.setup(y0, mode, solver, tol, certify)
+        self.setup(y0, mode, solver, tol, certify, warm_start)
         self.hessian = user_hessian(hess, hessp, hess_sparsity, n=self.ny, yshape=self.yshape)
 
     def optimality(self, x, z):
@@ -103,11 +120,67 @@ class Unconstrained(Problem):
 
     def forward(self, x):
         if self.forward_solver is not None:  # (y0 is the user's solver's business; f is
-            return self.forward_solver(self.f, x, self.y0)  # checked at its solution)
-        check_objective(self.f, x, self.y0, "y0")
+            return self.forward_solver(self.f, x, self.start)  # checked at its solution)
+        check_objective(self.f, x, self.start, "y0")
         if self.mode == "stationary":
-            return stationary_point(self.f, x, self.y0)
-        return newton(self.f, x, self.y0, maximize=self.mode == "max")
+            return stationary_point(self.f, x, self.start)
+        return quasi_newton(self.f, x, self.start, maximize=self.mode == "max")
+
+    def solve(self, x):
+        """Solve at ``x``: the forward solver, then the Newton polish and the certificate.
+        By default the forward solver is :func:`~argminlib.quasi_newton` (L-BFGS), which
+        can stop at a saddle or fail to converge; when the certificate or the polish
+        refuses its answer, the problem is solved again by :func:`~argminlib.newton`
+        (trust-region Newton that leaves saddles) from ``y0``, and that answer decides,
+        unless the gradient of ``f`` jumps at the refused answer
+        (:meth:`diagnose_refusal`: no smooth solver helps then)."""
+        xv = plain(x)
+        try:
+            return super().solve(x)
+        except REFUSALS as err:
+            self.diagnose_refusal(xv, err)
+            if self.forward_solver is not None or self.mode == "stationary":
+                raise
+            if not isinstance(err, (CurvatureError, ForwardSolveError)):
+                raise
+            return self.accept(xv, newton(self.f, xv, self.y0, maximize=self.mode == "max"))
+
+    def at(self, x, y):
+        try:
+            return super().at(x, y)
+        except REFUSALS as err:
+            self.diagnose_refusal(plain(x), err)
+            raise
+
+    at.__doc__ = Problem.at.__doc__
+
+    def diagnose_refusal(self, x, err):
+        """Raise :class:`~argminlib.NonSmoothError` (from ``err``) when the gradient of
+        ``f`` jumps at the answer just refused (:func:`~argminlib.gradient_jumps`): a
+        refusal there (a 'saddle' of autograd's Hessian of ``|y|``, a polish that cannot
+        converge) is not the problem's curvature but a kink, which the implicit function
+        theorem on ``f_Y = 0`` cannot handle; the message points to the route that does,
+        a fixed point of a proximal step. Otherwise return (``err`` stands)."""
+        y = self.candidate
+        if y is None:
+            return
+        jumps = gradient_jumps(self.f, x, y)
+        if not jumps.size:
+            return
+        shown = ", ".join(str(int(i)) for i in jumps[:8]) + (", ..." if jumps.size > 8 else "")
+        raise NonSmoothError(
+            f"f is not differentiable at the y found: its gradient f_Y jumps there in "
+            f"{jumps.size} entr{'y' if jumps.size == 1 else 'ies'} (flat indices {shown}), "
+            "as |y_i| does at y_i = 0 or a max at a tie. Smooth stationarity f_Y = 0 and its "
+            "implicit derivative do not apply at a kink (what was refused: "
+            f"{type(err).__name__}). For an l1 (lasso) or other proximal problem, write the "
+            "solution as the fixed point of a proximal-gradient step and differentiate "
+            "that: y = al.fixed_point(lambda x, y: prox(x, y - t * grad_smooth(x, y)), x, "
+            "y_solved), e.g. with the soft threshold prox = sign(v) * max(|v| - t x, 0) (the "
+            "book's chapter 4, 'Non-smooth problems'); or smooth f (e.g. sqrt(y^2 + eps^2) "
+            "for |y|).",
+            coordinates=jumps,
+        ) from err
 
     def complete(self, x, y, multipliers=None, feasible=True):
         check_objective(self.f, x, y)

@@ -17,7 +17,7 @@ FAST = {
     "book/ch01_introduction": {"n": 4},
     "book/ch02_unconstrained": {"grid": 41, "n_branch": 15, "n_sizes": 5},
     "book/ch03_equality": {},
-    "book/ch04_inequality": {"n_grid": 21, "ts": [1.0, 10.0]},
+    "book/ch04_inequality": {"n_grid": 21, "ts": [1.0, 10.0], "n_path": 9},
     "book/ch05_bilevel": {"iterations": 60, "known_iterations": 300},
     "book/ch06_scale": {
         "n_demo": 200,
@@ -151,6 +151,9 @@ def test_ch04_inequality(results):
     assert v["fig5_active_before"] == 1 and v["fig5_active_after"] == 1
     assert 0.98 < v["fig5_norm_before"] < 1 and 0.98 < v["fig5_norm_after"] < 1
     assert v["fig5_movement"] > 0.2
+    # the lasso: refused through argmin (a kink), right through the proximal fixed point
+    assert v["lasso_jumps"] >= 1 and 0 < v["lasso_support"] < 10
+    assert v["lasso_closed_error"] < 1e-10 and v["lasso_fd_error"] < 1e-6
 
 
 def test_ch05_bilevel(results):

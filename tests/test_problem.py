@@ -418,3 +418,51 @@ def test_return_info_is_filled_in_by_the_derivative_passes(solver, mode):
     assert "ArgminInfo(solves=1" in repr(info)
     # without it, the answer alone (the default is unchanged)
     assert isinstance(solve(f, x, onp.zeros(n), solver=solver), onp.ndarray)
+
+
+@pytest.mark.parametrize("kind", ["problem", "argmin", "equality"])
+def test_warm_start_begins_at_the_last_solution(kind):
+    """Issue 20: nothing warm-started from the last solution. With ``warm_start=True`` the
+    forward solver starts there (seen by a user forward solver, which receives the start);
+    the answer and its derivative are those of a cold start."""
+    rng = onp.random.default_rng(3)
+    M = rng.standard_normal((4, 4))
+    A = M @ M.T + 4 * onp.eye(4)
+
+    def f(x, y):
+        return 0.5 * anp.dot(y, anp.dot(A, y)) - anp.dot(x, y) + 0.1 * anp.sum(y**4)
+
+    def h(x, y):
+        return anp.array([anp.sum(y) - 1.0])
+
+    starts = []
+
+    def spy(f_, x_, y0_):
+        starts.append(onp.array(y0_, dtype=float))
+        return al.newton(f_, x_, y0_) if kind != "equality" else al.slsqp(f_, x_, y0_, eq=h)
+
+    y0 = onp.zeros(4)
+    eq = {"eq": h} if kind == "equality" else {}
+    if kind == "argmin" or kind == "equality":
+
+        def solve(x, warm):
+            return al.argmin(f, x, y0, forward=spy, warm_start=warm, **eq)
+    else:
+        prob = al.Unconstrained(f, y0, forward=spy, warm_start=True)
+        cold = al.Unconstrained(f, y0, forward=spy)
+
+        def solve(x, warm):
+            return (prob if warm else cold)(x)
+
+    x1, x2 = onp.linspace(-1, 1, 4), onp.linspace(-0.9, 1.1, 4)
+    y1 = solve(x1, True)
+    assert onp.all(starts[-1] == 0)  # the first solve starts at y0
+    y2 = solve(x2, True)
+    assert onp.allclose(starts[-1], y1, rtol=0, atol=1e-12)  # the second at the last answer
+    assert al.max_error(y2, solve(x2, False), relative=True) < 1e-10
+    assert onp.all(starts[-1] == 0)  # (a cold start is still y0)
+    g_warm = grad(lambda x: anp.sum(solve(x, True) ** 2))(x2)
+    g_cold = grad(lambda x: anp.sum(solve(x, False) ** 2))(x2)
+    assert al.max_error(g_warm, g_cold, relative=True) < 1e-8
+    with pytest.raises(al.InputError, match="warm_start"):
+        al.Unconstrained(f, y0, warm_start="yes")

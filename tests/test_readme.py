@@ -28,6 +28,8 @@ def test_every_readme_python_block_runs_in_order():
     # the hypergradient of the first block against central differences
     al, upper, x = ns["al"], ns["upper"], ns["x"]
     assert al.max_error(ns["g"], al.fd_grad(upper, x), relative=True) < 1e-6
+    # the user's forward solver gives the same hypergradient
+    assert al.max_error(ns["g_fast"], ns["g"], relative=True) < 1e-10
     # the fixed point's derivative against its closed form
     a = 0.9
     z = float(ns["solve"](a)[0])

@@ -209,10 +209,14 @@ def test_one_linear_solve_per_vjp():
         calls.append(1)
         return al.get_solver("cg")(al.LinearSystem(len(b), matvec, symmetric=True), b)[0]
 
-    grad(lambda x: anp.sum(al.argmin(q.f, x, onp.zeros(6), solver=counting_solver)))(q.x)
+    def solution(x):
+        y = al.argmin(q.f, x, onp.zeros(6), solver=counting_solver)
+        calls.clear()  # (the forward's Newton polish may solve too: count the backward only)
+        return y
+
+    grad(lambda x: anp.sum(solution(x)))(q.x)
     assert len(calls) == 1
-    calls.clear()
-    jacobian(lambda x: al.argmin(q.f, x, onp.zeros(6), solver=counting_solver))(q.x)
+    jacobian(solution)(q.x)
     assert len(calls) == 6
 
 
@@ -357,3 +361,106 @@ def test_unknown_solver_and_mode():
         al.implicit_jacobian(f, 1.0, 1.0, solver="qr")
     with pytest.raises(ValueError, match="use 'min', 'max' or 'stationary'"):
         al.implicit_jacobian(f, 1.0, 1.0, mode="minimum")
+
+
+def test_the_default_forward_leaves_a_stationary_start():
+    """The default forward solver is L-BFGS (quasi_newton), which does not move from a start
+    where the gradient vanishes: y0 = 0 is the maximum of the double well (y^2 - 1)^2 and a
+    saddle of its 2-D form. The certificate refuses that answer and the problem is solved
+    again by trust-region Newton, which leaves it: a minimum (+-1) comes back, and its
+    derivative is right."""
+
+    def well(x, y):
+        return anp.sum((y**2 - x) ** 2)
+
+    y = al.argmin(well, 1.0, 0.0)
+    assert abs(abs(y) - 1.0) < 1e-12
+    y2 = al.argmin(well, 1.0, onp.array([0.0, 1.0]))
+    assert onp.allclose(onp.abs(y2), 1.0, atol=1e-12)
+    # y = sqrt(x): dy/dx = 1 / (2 sqrt(x)) on the branch found
+    g = grad(lambda x: al.argmin(well, x, onp.array([0.0, 1.0]))[1])(4.0)
+    assert g == pytest.approx(0.25, rel=1e-10)
+
+
+def test_quasi_newton_then_polish_matches_trust_region_newton():
+    """The cheap default (L-BFGS, then the problem's Newton polish) gives the same solution
+    and derivative as newton on a smooth convex problem (a logistic regression with
+    per-coefficient L2 weights exp(x), the bi-level task of issue 20)."""
+    rng = onp.random.default_rng(0)
+    X = rng.standard_normal((120, 8))
+    t = (X @ rng.standard_normal(8) > 0).astype(float)
+
+    def f(x, y):
+        z = X @ y
+        return anp.sum(anp.logaddexp(0, z) - t * z) + 0.5 * anp.sum(anp.exp(x) * y**2)
+
+    x = onp.linspace(-2.0, 1.0, 8)
+    y = al.argmin(f, x, onp.zeros(8))
+    y_tr = al.argmin(f, x, onp.zeros(8), forward=al.newton)
+    assert al.max_error(y, y_tr, relative=True) < 1e-12
+    J = jacobian(lambda x_: al.argmin(f, x_, onp.zeros(8)))(x)
+    J_tr = jacobian(lambda x_: al.argmin(f, x_, onp.zeros(8), forward=al.newton))(x)
+    assert al.max_error(J, J_tr, relative=True) < 1e-10
+    assert J.shape == (8, 8)
+
+
+def _lasso():
+    rng = onp.random.default_rng(0)
+    A = rng.standard_normal((20, 10))
+    b = rng.standard_normal(20)
+    t = 1 / onp.linalg.norm(A, 2) ** 2
+
+    def f(x, y):
+        return 0.5 * anp.sum((A @ y - b) ** 2) + x * anp.sum(anp.abs(y))
+
+    def prox_step(x, y):  # one proximal-gradient (ISTA) step: soft threshold at t x
+        v = y - t * (A.T @ (A @ y - b))
+        return anp.sign(v) * anp.maximum(anp.abs(v) - t * x, 0.0)
+
+    def solve(x, iterations=5000):
+        y = onp.zeros(10)
+        for _ in range(iterations):
+            y = prox_step(x, y)
+        return y
+
+    return A, f, prox_step, solve
+
+
+@pytest.mark.parametrize("solver", ["dense", "cg"])
+def test_a_non_smooth_objective_is_named_and_the_proximal_route_given(solver):
+    """Issue 20: the lasso through argmin raised 'y is a saddle point ... re-solve from
+    another start', and at the true lasso solution 'not stationary'. Both are a kink of
+    |y| (autograd's Hessian of |y| means nothing there): NonSmoothError now says so and
+    points to fixed_point of the proximal step, which gives the right derivative."""
+    A, f, prox_step, solve = _lasso()
+    x = 2.0
+    with pytest.raises(al.NonSmoothError, match="fixed_point") as err:
+        al.argmin(f, x, onp.zeros(10), solver=solver)
+    assert err.value.coordinates
+    y = solve(x)
+    with pytest.raises(al.NonSmoothError, match="jumps"):
+        al.Unconstrained(f, onp.zeros(10), solver=solver).at(x, y)
+    # the route the message gives: dy/dx on the support is -(A_S^T A_S)^{-1} sign(y_S)
+    J = jacobian(lambda x_: al.fixed_point(prox_step, x_, solve(x)))(x)
+    S = onp.abs(y) > 0
+    want = onp.zeros(10)
+    want[S] = -onp.linalg.solve(A[:, S].T @ A[:, S], onp.sign(y[S]))
+    assert 0 < S.sum() < 10 and al.max_error(J, want) < 1e-10
+
+
+def test_gradient_jumps_finds_kinks_only():
+    """No false alarm on smooth objectives at any scale, a kink found where it is."""
+    rng = onp.random.default_rng(1)
+    A = rng.standard_normal((15, 6))
+
+    def smooth(x, y):
+        return x * (anp.sum(anp.logaddexp(0, A @ y)) + 0.5 * anp.sum(y**2))
+
+    for scale in (1e-20, 1.0, 1e20):
+        for y in (onp.zeros(6), rng.standard_normal(6), 1e6 * onp.ones(6)):
+            assert al.gradient_jumps(smooth, scale, y).size == 0
+
+    def kinked(x, y):
+        return smooth(x, y) + anp.maximum(y[2], 0.0)
+
+    assert list(al.gradient_jumps(kinked, 1.0, onp.zeros(6))) == [2]
