@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import weakref
 
+from .bounds import argmin_bounded
 from .equality import Equality
 from .exceptions import InputError
 from .inequality import Inequality
@@ -45,6 +46,7 @@ def argmin(
     hess_sparsity=None,
     return_info=False,
     warm_start=False,
+    bounds=None,
 ):
     """``argmin_y f(x, y)`` from the start ``y0``, as an autograd primitive.
 
@@ -69,6 +71,11 @@ def argmin(
     :class:`~argminlib.Unconstrained`): e.g. ``hess_sparsity=pattern, solver="sparse"``
     recovers the sparse Hessian from a few products and factorises it once.
 
+    ``bounds=(lo, hi)`` (numbers, arrays of ``y``'s shape, ``None``; or a
+    ``scipy.optimize.Bounds``) keeps ``lo <= y <= hi``: the coordinates on a bound get
+    derivative zero and the others that of the problem restricted to them (no KKT rows for
+    the bounds; see :mod:`argminlib.bounds`); it combines with ``eq``.
+
     ``warm_start=True`` starts the forward solver from the last solution of the same ``f``
     (the function object; same mode, constraints and shape of ``y0``) instead of ``y0``:
     in an upper-level loop the polish then often finishes the solve. The answer is
@@ -88,7 +95,7 @@ def argmin(
     """
     options = {"solver": solver, "tol": tol, "forward": forward, "certify": certify}
     options.update(hess=hess, hessp=hessp, hess_sparsity=hess_sparsity)
-    return _solve(f, x, y0, "min", eq, ineq, options, return_info, warm_start)
+    return _solve(f, x, y0, "min", eq, ineq, options, return_info, warm_start, bounds)
 
 
 def argmax(
@@ -107,11 +114,12 @@ def argmax(
     hess_sparsity=None,
     return_info=False,
     warm_start=False,
+    bounds=None,
 ):
     """``argmax_y f(x, y)``: as :func:`argmin`, with a negative definite Hessian."""
     options = {"solver": solver, "tol": tol, "forward": forward, "certify": certify}
     options.update(hess=hess, hessp=hessp, hess_sparsity=hess_sparsity)
-    return _solve(f, x, y0, "max", eq, ineq, options, return_info, warm_start)
+    return _solve(f, x, y0, "max", eq, ineq, options, return_info, warm_start, bounds)
 
 
 #: the last solution of each objective solved with ``warm_start=True``, by the function
@@ -119,10 +127,23 @@ def argmax(
 _LAST = weakref.WeakKeyDictionary()
 
 
-def _solve(f, x, y0, mode, eq, ineq, options, return_info, warm_start):
+def _solve(f, x, y0, mode, eq, ineq, options, return_info, warm_start, bounds=None):
     """:func:`argmin` / :func:`argmax`: the problem of :func:`problem_for` called at
     ``x``; with ``warm_start``, started from the last solution of the same ``f`` (same
-    mode, constraint functions and shape of ``y0``), kept by ``f``'s identity."""
+    mode, constraint functions and shape of ``y0``), kept by ``f``'s identity; with
+    ``bounds``, :func:`~argminlib.bounds.argmin_bounded`."""
+    if bounds is not None:
+        given = [k for k in ("hess", "hessp", "hess_sparsity") if options.get(k) is not None]
+        if ineq is not None or warm_start or given:
+            raise InputError(
+                "bounds= works with eq= and the solver options; with "
+                + ("ineq=, write the bounds as rows of ineq" if ineq is not None else "")
+                + ("warm_start, pass y0 yourself" if warm_start else "")
+                + (f"{', '.join(given)}, leave them out" if given else "")
+                + "."
+            )
+        rest = {k: v for k, v in options.items() if k not in ("hess", "hessp", "hess_sparsity")}
+        return argmin_bounded(f, x, y0, bounds, mode=mode, eq=eq, return_info=return_info, **rest)
     prob = problem_for(f, y0, mode=mode, eq=eq, ineq=ineq, warm_start=warm_start, **options)
     if not warm_start:
         return prob(x, return_info)

@@ -334,10 +334,15 @@ class _LanczosPass:
         q = self.proj(rng.standard_normal(self.dim))
         q /= onp.linalg.norm(q)
         if self.start is not None:
-            s = self.proj(onp.asarray(self.start, dtype=float).reshape(-1))
-            ns = _norm(s)
-            if 0 < ns < onp.inf:
-                q = q + s / ns
+            # only the part of the residual inside the subspace, and only where it is
+            # resolved above the rounding of the projection (a residual along the
+            # constraints' normals projects to noise, whose direction is not in the
+            # subspace to working precision: it would corrupt every Ritz value)
+            s0 = onp.asarray(self.start, dtype=float).reshape(-1)
+            s = self.proj(s0)
+            ns, n0 = _norm(s), _norm(s0)
+            if 0 < ns < onp.inf and ns > 1e3 * onp.finfo(float).eps * n0:
+                q = self.proj(q + s / ns)  # (projected again: "twice is enough")
                 q /= onp.linalg.norm(q)
         last = []  # the three-term recurrence's previous vectors
         for j in range(k):

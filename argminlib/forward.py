@@ -68,7 +68,9 @@ def _objective(f, x, yshape, sign):
         return onp.asarray(g(z), dtype=float)
 
     def hessp(z, p):
-        return onp.asarray(grad(lambda z_: anp.dot(g(z_), p))(z), dtype=float)
+        with warnings.catch_warnings():  # (a linear f: autograd warns of a zero Hessian)
+            warnings.filterwarnings("ignore", "Output seems independent of input")
+            return onp.asarray(grad(lambda z_: anp.dot(g(z_), p))(z), dtype=float)
 
     return value, jac, hessp
 
@@ -149,13 +151,14 @@ def newton(f, x, y0, *, maximize=False, gtol=1e-10, maxiter=500, escapes=3, step
     return z.reshape(y0.shape) if y0.shape else float(z[0])
 
 
-def quasi_newton(f, x, y0, *, maximize=False, gtol=1e-6, maxiter=2000):
+def quasi_newton(f, x, y0, *, maximize=False, gtol=1e-6, maxiter=2000, bounds=None):
     """Minimise (or maximise) ``f(x, y)`` over ``y`` from ``y0`` by scipy's L-BFGS-B on
     autograd gradients (one backward pass per evaluation, no Hessian products), on ``f``
     divided by its curvature scale at ``y0`` (so ``gtol`` is relative). Returns ``y`` (shape
     of ``y0``) for the problem's Newton polish, which takes it to full accuracy with the
     Hessian the derivative needs anyway: on smooth problems of a few hundred unknowns this
-    is several times cheaper than :func:`newton`'s Hessian-vector products.
+    is several times cheaper than :func:`newton`'s Hessian-vector products. ``bounds``:
+    ``(lo, hi)`` arrays over the flattened ``y``, kept by L-BFGS-B.
 
     A descent method converges to a local minimum from almost every start (a saddle attracts
     only a set of measure zero), but it does not move from a start where the gradient
@@ -188,7 +191,12 @@ def quasi_newton(f, x, y0, *, maximize=False, gtol=1e-6, maxiter=2000):
         warnings.simplefilter("ignore", RuntimeWarning)
         try:
             res = sopt.minimize(
-                fun, z, jac=True, method="L-BFGS-B", options={"maxiter": maxiter, "gtol": gtol}
+                fun,
+                z,
+                jac=True,
+                method="L-BFGS-B",
+                bounds=None if bounds is None else sopt.Bounds(*bounds),
+                options={"maxiter": maxiter, "gtol": gtol},
             )
         except _Budget:
             res = None
@@ -302,12 +310,13 @@ def stationary_point(f, x, y0, *, tol=1e-12, maxiter=200):
     return res.x.reshape(shape) if shape else float(res.x[0])
 
 
-def slsqp(f, x, y0, *, eq=None, ineq=None, maximize=False, ftol=1e-15, maxiter=1000):
+def slsqp(f, x, y0, *, eq=None, ineq=None, maximize=False, ftol=1e-15, maxiter=1000, bounds=None):
     """Solve ``min_y f(x, y)`` s.t. ``eq(x, y) = 0``, ``ineq(x, y) <= 0`` with scipy's SLSQP
     and autograd derivatives; ``f`` and each constraint are divided by the size of their
     gradients at ``y0`` first. Returns ``y`` with the shape of ``y0``.
 
-    Raises :class:`~argminlib.InfeasibleError` when SLSQP reports incompatible
+    ``bounds``: ``(lo, hi)`` arrays over the flattened ``y`` (``inf`` for none), passed
+    to SLSQP. Raises :class:`~argminlib.InfeasibleError` when SLSQP reports incompatible
     constraints and :class:`~argminlib.ForwardSolveError` (with SLSQP's message) for any
     other failure, except a line search that fails near the optimum: that answer is
     returned, and the problem's Newton polish and checks decide. Dense: small and medium
@@ -346,7 +355,7 @@ def slsqp(f, x, y0, *, eq=None, ineq=None, maximize=False, ftol=1e-15, maxiter=1
                 ),
             }
         )
-    if not cons:  # nothing to constrain: the unconstrained trust-region solver
+    if not cons and bounds is None:  # nothing to constrain: the trust-region solver
         return newton(f, x, y0, maximize=maximize)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -356,6 +365,7 @@ def slsqp(f, x, y0, *, eq=None, ineq=None, maximize=False, ftol=1e-15, maxiter=1
             jac=lambda z: onp.asarray(g(z), dtype=float) / fscale,
             method="SLSQP",
             constraints=cons,
+            bounds=None if bounds is None else sopt.Bounds(*bounds),
             options={"ftol": ftol, "maxiter": maxiter},
         )
     if not onp.all(onp.isfinite(res.x)):

@@ -654,3 +654,30 @@ def test_a_solution_fixed_by_its_constraints_reads_as_english():
     cert = info.certificate
     assert "the active constraints fix y" in repr(cert) and "inf" not in repr(cert)
     assert cert.condition == 1.0 and cert.unscaled_condition == 1.0
+
+
+@pytest.mark.parametrize("solver", ["minres", "gmres", "nullspace"])
+@pytest.mark.parametrize("size", [1.0, 1e-3, 1e-8])
+def test_a_residual_along_the_constraints_does_not_corrupt_lanczos(solver, size):
+    """Found by the bounds work: the projection onto min ||y - x||^2 s.t. sum(y) = 1 at an
+    exact solution has a residual f_Y that is constant, i.e. along the constraint's normal.
+    Projected on the null space it is rounding noise, whose direction is not in the null
+    space to working precision; added to the Lanczos start it gave Ritz values of -36 and
+    38 for the identity, and a well-posed problem was called a saddle. The residual's
+    direction now enters the start only where it is resolved above that rounding."""
+    n = 113
+    x = onp.random.default_rng(0).standard_normal(n) * size
+    y = x - (x.sum() - 1) / n
+
+    def f(x_, y_):
+        return 0.5 * anp.sum((y_ - x_) ** 2)
+
+    def eq(x_, y_):
+        return anp.array([anp.sum(y_) - 1.0])
+
+    J = jacobian(
+        lambda x_: al.argmin(f, x_, onp.ones(n) / n, eq=eq, solver=solver, forward=lambda *_: y)
+    )(x)
+    assert al.max_error(J, onp.eye(n) - 1.0 / n) < 1e-10
+    cert = al.Equality(f, eq, onp.ones(n) / n, solver=solver).at(x, y).certificate
+    assert cert.lowest == pytest.approx(1.0, rel=1e-8) and cert.highest == pytest.approx(1.0)
