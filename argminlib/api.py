@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import weakref
 
+from .batch import argmin_batch
 from .bounds import argmin_bounded
 from .equality import Equality
 from .exceptions import InputError
@@ -47,6 +48,7 @@ def argmin(
     return_info=False,
     warm_start=False,
     bounds=None,
+    batch=False,
 ):
     """``argmin_y f(x, y)`` from the start ``y0``, as an autograd primitive.
 
@@ -70,6 +72,12 @@ def argmin(
     for the linear solves and the certificate (unconstrained problems; see
     :class:`~argminlib.Unconstrained`): e.g. ``hess_sparsity=pattern, solver="sparse"``
     recovers the sparse Hessian from a few products and factorises it once.
+
+    ``batch=True`` solves B independent problems at once (:mod:`argminlib.batch`): ``x``
+    with a leading axis of length B (or a container of such arrays), ``y0`` of shape
+    ``(B, n)``, ``f(x, y)`` returning the B objectives, problem b depending on ``x[b]`` and
+    ``y[b]`` only (checked); the result is ``(B, n)``, each problem certified on its own and
+    an error naming the problem that fails (solvers ``"dense"`` and ``"cg"``).
 
     ``bounds=(lo, hi)`` (numbers, arrays of ``y``'s shape, ``None``; or a
     ``scipy.optimize.Bounds``) keeps ``lo <= y <= hi``: the coordinates on a bound get
@@ -95,6 +103,8 @@ def argmin(
     """
     options = {"solver": solver, "tol": tol, "forward": forward, "certify": certify}
     options.update(hess=hess, hessp=hessp, hess_sparsity=hess_sparsity)
+    if batch:
+        return _batch(f, x, y0, "min", options, eq, ineq, return_info, warm_start, bounds)
     return _solve(f, x, y0, "min", eq, ineq, options, return_info, warm_start, bounds)
 
 
@@ -115,16 +125,48 @@ def argmax(
     return_info=False,
     warm_start=False,
     bounds=None,
+    batch=False,
 ):
     """``argmax_y f(x, y)``: as :func:`argmin`, with a negative definite Hessian."""
     options = {"solver": solver, "tol": tol, "forward": forward, "certify": certify}
     options.update(hess=hess, hessp=hessp, hess_sparsity=hess_sparsity)
+    if batch:
+        return _batch(f, x, y0, "max", options, eq, ineq, return_info, warm_start, bounds)
     return _solve(f, x, y0, "max", eq, ineq, options, return_info, warm_start, bounds)
 
 
 #: the last solution of each objective solved with ``warm_start=True``, by the function
 #: object ``f`` (weakly: dropped with ``f``), then by (mode, constraints, shape of y0)
 _LAST = weakref.WeakKeyDictionary()
+
+
+def _batch(f, x, y0, mode, options, eq, ineq, return_info, warm_start, bounds):
+    """``batch=True``: :func:`~argminlib.batch.argmin_batch`, for the options it supports."""
+    unsupported = {
+        "eq": eq,
+        "ineq": ineq,
+        "hess": options.get("hess"),
+        "hessp": options.get("hessp"),
+        "hess_sparsity": options.get("hess_sparsity"),
+        "bounds": bounds,
+    }
+    named = [k for k, v in unsupported.items() if v is not None]
+    named += [k for k, v in (("return_info", return_info), ("warm_start", warm_start)) if v]
+    if named:
+        raise InputError(
+            f"batch=True does not support {', '.join(named)} yet: solve those problems one "
+            "by one (argmin without batch), or leave the option out."
+        )
+    return argmin_batch(
+        f,
+        x,
+        y0,
+        mode=mode,
+        solver=options["solver"],
+        tol=options["tol"],
+        certify=options["certify"],
+        forward=options["forward"],
+    )
 
 
 def _solve(f, x, y0, mode, eq, ineq, options, return_info, warm_start, bounds=None):
