@@ -29,6 +29,8 @@ FAST = {
         "ns": [100, 300, 1000],
         "dense_max": 1000,
         "repeat": 3,
+        "batch_sizes": [1, 10, 100],
+        "batch_loop": 10,
     },
 }
 
@@ -170,6 +172,7 @@ def test_ch05_bilevel(results):
 def test_ch06_scale(results):
     v = values(results, "book/ch06_scale")
     assert v["hvp_error"] < 1e-12 and v["mode_error"] < 1e-9
+    assert v["batch_error"] < 1e-8  # batch=True against a loop of single calls
     assert v["jacobian_solves"] == 40
     assert v["krylov_cg_error"] < 1e-8 and v["krylov_gmres_error"] < 1e-8
     assert v["krylov_minres_error"] < 1e-6
