@@ -49,7 +49,7 @@ from .forward import (
     stationary_point,
 )
 from .hessian import HessianMismatchError
-from .implicit import Linearization, Solution, fixed_point, linear_solve, root
+from .implicit import Linearization, Solution, fixed_point, linear_solve, root, value
 from .inequality import Barrier, Inequality, active_set, lemma_4_2
 from .linsolve import (
     CG,
@@ -122,6 +122,7 @@ __all__ = [
     "linear_solve",
     "root",
     "fixed_point",
+    "value",
     "Problem",
     # unconstrained problems (section 3)
     "lemma_3_1",

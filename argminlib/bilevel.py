@@ -16,6 +16,7 @@ already paid for are not lost.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
 
 import numpy as onp
@@ -60,13 +61,28 @@ class History:
         self.grad_norms.append(float(onp.linalg.norm(g)))
 
 
+def _floats(t):
+    """``t`` with integer numbers and lists of numbers read as floats (as ``argmin`` reads
+    ``x``), containers kept."""
+    if isinstance(t, dict):
+        return {k: _floats(v) for k, v in t.items()}
+    if isinstance(t, tuple):
+        return tuple(_floats(v) for v in t)
+    if isinstance(t, list) and not all(isinstance(v, numbers.Number) for v in t):
+        return [_floats(v) for v in t]
+    if isinstance(t, (numbers.Number, list, onp.ndarray)):
+        a = onp.asarray(t)
+        return a.astype(float) if a.dtype.kind in "biuf" else a
+    return t
+
+
 class _Flat:
     """``theta0`` (any structure) as a float vector, with the loss and its gradient on
     vectors, the box of ``bounds`` in the same order, and the run's history."""
 
     def __init__(self, loss, theta0, bounds, callback, method):
         try:
-            vec, self.unflatten = flatten(theta0)
+            vec, self.unflatten = flatten(_floats(theta0))
             vec = onp.array(vec, dtype=float)
         except (TypeError, ValueError) as err:
             raise InputError(
@@ -124,9 +140,11 @@ class _Flat:
             value, g = self.vg(onp.array(v, dtype=float))
         except ArgminError as err:
             err.history = self.hist
+            steps = len(self.hist.losses) - 1
+            when = "at the start" if steps < 0 else f"after {steps} upper-level steps"
             err.args = (
-                f"{err.args[0] if err.args else err} (after {len(self.hist.losses) - 1} "
-                "upper-level steps; their History is on this error as err.history)",
+                f"{err.args[0] if err.args else err} ({when}; the History so far is on this "
+                "error as err.history)",
             ) + err.args[1:]
             raise
         return float(value), onp.asarray(g, dtype=float).reshape(-1)
@@ -141,7 +159,12 @@ class _Flat:
         """Record a step; ``True`` when the callback asks to stop."""
         theta = self.unflatten(onp.array(v, dtype=float))
         self.hist.record(theta, value, self.projected(v, g))
-        if self.callback is not None and self.callback(theta, value):
+        try:
+            stop = self.callback is not None and self.callback(theta, value)
+        except Exception as err:  # (the user's callback failed: keep the history on it)
+            err.history = self.hist
+            raise
+        if stop:
             self.hist.message = "stopped by callback"
             return True
         return False
@@ -180,7 +203,7 @@ def gradient_descent(
     ``gtol``, or when ``callback(theta, loss)`` returns ``True``. Returns a
     :class:`History`; see the module docstring for ``theta``, ``bounds`` and errors.
     """
-    if not (isinstance(step, (int, float)) and step > 0):
+    if not (isinstance(step, numbers.Real) and not isinstance(step, bool) and step > 0):
         raise InputError(f"step must be positive (a number); got {step!r}")
     run = _Flat(loss, theta0, bounds, callback, "backtracking" if backtracking else "gd")
     hist = run.hist

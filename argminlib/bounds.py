@@ -22,6 +22,7 @@ import autograd.numpy as anp
 import numpy as onp
 import scipy.optimize as sopt
 from autograd import grad, jacobian
+from autograd.misc import flatten
 
 from .exceptions import DegenerateConstraintWarning, InputError, NotStationaryError
 from .forward import quasi_newton, slsqp
@@ -44,27 +45,44 @@ def as_bounds(bounds, shape):
     else:
         raise InputError("bounds must be (lo, hi) or a scipy.optimize.Bounds")
 
+    if (
+        isinstance(bounds, (list, tuple))
+        and n == 2
+        and all(isinstance(b, (list, tuple)) and len(b) == 2 for b in bounds)
+    ):
+        raise InputError(
+            "bounds=[(lo_0, hi_0), (lo_1, hi_1)] is ambiguous for two unknowns (scipy reads "
+            "it per coordinate, argminlib as (lo, hi)): pass scipy.optimize.Bounds(lo, hi) "
+            "or a pair of arrays (lo, hi)."
+        )
+
     def side(b, default, name):
         if b is None:
             return onp.full(n, default)
-        a = as_float_array(b, f"bounds' {name}") if not onp.isscalar(b) else float(b)
-        a = onp.broadcast_to(onp.asarray(a, dtype=float), shape).reshape(-1).copy()
-        a[onp.isnan(a)] = default
+        try:
+            a = onp.asarray(b, dtype=float)
+        except (TypeError, ValueError):
+            raise InputError(f"bounds' {name} side must be numbers or an array") from None
+        a = onp.broadcast_to(a, shape).reshape(-1).copy()
+        a[onp.isnan(a)] = default  # (NaN: no bound, as +-inf)
         return a
 
     try:
         lo, hi = side(lo, -onp.inf, "lower"), side(hi, onp.inf, "upper")
     except ValueError as err:
         raise InputError(f"bounds: {err}; give numbers or arrays of y's shape {shape}") from None
+    if onp.any(lo == onp.inf) or onp.any(hi == -onp.inf):
+        raise InputError("bounds: a lower bound of +inf or an upper bound of -inf is empty")
     if onp.any(lo > hi):
         raise InputError("bounds: a lower bound is above its upper bound")
     return lo, hi
 
 
 def _active(y, lo, hi, tol):
-    """Coordinates at their bound, to ``tol * max(1, |y|)`` (the acceptance test's scale):
-    ``(at_lo, at_hi)`` boolean masks."""
-    near = tol * max(1.0, float(onp.max(onp.abs(y[onp.isfinite(y)]), initial=0.0)))
+    """Coordinates at their bound, to ``tol * max(1, |y_i|)`` each (the acceptance test's
+    scale, per coordinate): ``(at_lo, at_hi)`` boolean masks, the candidates of the
+    active-set iteration (a candidate the objective pulls off its bound is released)."""
+    near = tol * onp.maximum(1.0, onp.abs(y))
     return onp.isfinite(lo) & (y - lo <= near), onp.isfinite(hi) & (hi - y <= near)
 
 
@@ -76,19 +94,23 @@ def argmin_bounded(
     the others the solution of the restricted problem (see the module docstring).
 
     The forward solve is L-BFGS-B (SLSQP with ``eq``), or ``forward(f, x, y0)``; its answer
-    must lie in the box. A coordinate within ``tol * max(1, |y|)`` of a bound is put on
-    it, and must be held there by the objective: the multiplier ``s * df/dy_i`` (with the
-    equality constraints' least-squares multipliers) must be ``>= 0`` at a lower bound and
-    ``<= 0`` at an upper one (``s = +1`` for min, ``-1`` for max), else
-    :class:`~argminlib.NotStationaryError`; a multiplier at round-off (weakly active: the
-    solution map has a kink) raises a :class:`~argminlib.DegenerateConstraintWarning` and
-    the derivative that keeps the coordinate fixed is returned. ``options`` (``solver``,
+    must lie in the box. Then an active-set iteration settles which bounds hold: a
+    coordinate within ``tol * max(1, |y_i|)`` of a bound is put on it while the objective
+    holds it there (the multiplier ``s * df/dy_i``, with the equality constraints'
+    least-squares multipliers, ``>= 0`` at a lower bound and ``<= 0`` at an upper one;
+    ``s = +1`` for min, ``-1`` for max), and released otherwise; the restricted problem is
+    solved (polished, certified), and a free coordinate that leaves the box is held on its
+    bound; until the restricted solution is in the box with every multiplier of the right
+    sign (else :class:`~argminlib.NotStationaryError`). A multiplier at round-off (weakly
+    active: the solution map has a kink) raises a
+    :class:`~argminlib.DegenerateConstraintWarning`, and the derivative that keeps the
+    coordinate fixed is returned; a coordinate with ``lo == hi`` is fixed. ``options`` (``solver``,
     ``certify``, ...) go to the restricted problem; ``return_info=True`` returns its
     :class:`~argminlib.ArgminInfo` too.
     """
     from .api import problem_for  # (api imports this module)
 
-    y0 = as_float_array(y0, "y0")
+    y0 = onp.asarray(as_float_array(y0, "y0"), dtype=float)
     shape = onp.shape(y0)
     lo, hi = as_bounds(bounds, shape)
     x = check_x(x)
@@ -104,30 +126,75 @@ def argmin_bounded(
     y = onp.asarray(y, dtype=float).reshape(-1)
     if y.size != z0.size:
         raise InputError(f"the forward solver returned {y.size} values; y0 has {z0.size}")
-    if onp.any(y < lo - tol * max(1.0, onp.abs(y).max())) or onp.any(
-        y > hi + tol * max(1.0, onp.abs(y).max())
-    ):
+    near = tol * onp.maximum(1.0, onp.abs(y))
+    if onp.any(y < lo - near) or onp.any(y > hi + near):
         raise NotStationaryError(
             "the forward solver's y is outside the bounds: return a point of the box."
         )
+    pinned = lo == hi  # (fixed whatever the multiplier's sign)
     at_lo, at_hi = _active(y, lo, hi, tol)
-    fixed = at_lo | at_hi
+    at_hi &= ~at_lo
     y = onp.where(at_lo, lo, onp.where(at_hi, hi, y))
-    _check_multipliers(f, eq, xv, y, shape, fixed, at_lo, sign, tol)
-    free = onp.flatnonzero(~fixed)
-    if free.size == 0:  # every coordinate on a bound: constant in x
+
+    def restricted(fixed, y):
+        free = onp.flatnonzero(~fixed)
+        order = onp.argsort(onp.concatenate([free, onp.flatnonzero(fixed)]))
+        held = y[fixed]
+
+        def embed(u):
+            return anp.reshape(anp.concatenate([u, held])[order], shape)
+
+        f_red = lambda x_, u: f(x_, embed(u))  # noqa: E731
+        eq_red = None if eq is None else (lambda x_, u: eq(x_, embed(u)))
+        prob = problem_for(f_red, y[free], mode=mode, eq=eq_red, tol=tol, **options)
+        prob.forward_solver = lambda *_: y[free]
+        return prob, embed, free
+
+    # the active-set iteration (on plain values): release a bound the objective pulls y
+    # away from, re-solve the restricted problem, hold a free coordinate that leaves the
+    # box on its bound; it stops when the restricted solution is in the box and every
+    # held bound has a multiplier of the right sign (the KKT conditions of the box)
+    n = y.size
+    for _ in range(2 * n + 2):
+        fixed = at_lo | at_hi
+        mu, weak, scale = _multipliers(f, eq, xv, y, shape, fixed, at_lo, sign)
+        release = fixed & ~pinned & (mu < -1e-8 * scale)
+        if release.any():
+            at_lo, at_hi = at_lo & ~release, at_hi & ~release
+            continue
+        if fixed.all():
+            break
+        prob, embed, free = restricted(fixed, y)
+        u = onp.asarray(prob.solve(xv).z[: free.size], dtype=float)
+        y_new = onp.array(y)
+        y_new[free] = u
+        out_lo, out_hi = ~fixed & (y_new < lo), ~fixed & (y_new > hi)
+        if out_lo.any() or out_hi.any():  # the box binds where the forward solver stopped short
+            at_lo, at_hi = at_lo | out_lo, at_hi | out_hi
+            y = onp.clip(y_new, lo, hi)
+            continue
+        y = y_new
+        mu, weak, scale = _multipliers(f, eq, xv, y, shape, fixed, at_lo, sign)
+        if not (fixed & ~pinned & (mu < -1e-8 * scale)).any():
+            break
+    else:
+        raise NotStationaryError(
+            "the active set of the bounds did not settle: y keeps leaving the box or being "
+            "pulled off its bounds. Pass a better forward solver or start."
+        )
+    weak &= fixed & ~pinned
+    if weak.any():
+        warnings.warn(
+            f"bounds on coordinates {[int(i) for i in onp.flatnonzero(weak)[:8]]} are weakly "
+            "active (multiplier ~ 0): the solution map has a kink there; the derivative "
+            "returned keeps them on their bounds.",
+            DegenerateConstraintWarning,
+            stacklevel=3,
+        )
+    if fixed.all():  # every coordinate on a bound: constant in x
         out = anp.reshape(anp.array(y) + 0.0 * _zero_of(x), shape)
         return (out, None) if return_info else out
-    order = onp.argsort(onp.concatenate([free, onp.flatnonzero(fixed)]))
-    held = y[fixed]
-
-    def embed(u):
-        return anp.reshape(anp.concatenate([u, held])[order], shape)
-
-    f_red = lambda x_, u: f(x_, embed(u))  # noqa: E731
-    eq_red = None if eq is None else (lambda x_, u: eq(x_, embed(u)))
-    prob = problem_for(f_red, y[free], mode=mode, eq=eq_red, tol=tol, **options)
-    prob.forward_solver = lambda *_: y[free]  # (the bounded solve's answer, then polished)
+    prob, embed, free = restricted(fixed, y)
     if return_info:
         u, info = prob(x, return_info=True)
         return embed(u), info
@@ -136,40 +203,24 @@ def argmin_bounded(
 
 def _zero_of(x):
     """``0`` that depends on ``x`` (so a constant answer is still a function of ``x``)."""
-    leaves = x.values() if isinstance(x, dict) else x if isinstance(x, (list, tuple)) else [x]
-    return sum(anp.sum(leaf) * 0.0 for leaf in leaves)
+    return 0.0 * anp.sum(flatten(x)[0])
 
 
-def _check_multipliers(f, eq, x, y, shape, fixed, at_lo, sign, tol):
-    """The bound multipliers at ``y``: ``mu = s (f_Y + J_h^T nu)`` on the fixed coordinates,
-    ``nu`` the equality multipliers by least squares on the free ones; see
-    :func:`argmin_bounded` for what is required of them."""
-    if not fixed.any():
-        return
+def _multipliers(f, eq, x, y, shape, fixed, at_lo, sign):
+    """``(mu, weak, scale)`` at ``y``: the bound multipliers ``mu = +-s (f_Y + J_h^T nu)``
+    (``+`` at a lower bound, ``-`` at an upper one; ``nu`` the equality multipliers by least
+    squares on the free coordinates), ``>= 0`` where the objective holds a coordinate on its
+    bound; ``weak`` where ``|mu|`` is at round-off of ``scale``, the largest entry of the
+    gradient of the Lagrangian."""
     g = sign * onp.asarray(grad(lambda z: f(x, anp.reshape(z, shape)))(y), dtype=float)
-    if eq is not None:
+    g = g.reshape(-1)
+    if eq is not None and (~fixed).any():
         J = onp.asarray(
             jacobian(lambda z: flat_values(eq, x, anp.reshape(z, shape)))(y), dtype=float
         ).reshape(-1, y.size)
         if J.size:
             nu = onp.linalg.lstsq(J[:, ~fixed].T, -g[~fixed], rcond=None)[0]
             g = g + J.T @ nu
-    mu = onp.where(at_lo, g, -g)[fixed]  # >= 0 when the objective holds the bound
+    mu = onp.where(at_lo, g, -g)
     scale = max(float(onp.max(onp.abs(g), initial=0.0)), onp.finfo(float).tiny)
-    idx = onp.flatnonzero(fixed)
-    wrong = mu < -onp.sqrt(tol) * scale
-    if wrong.any():
-        raise NotStationaryError(
-            f"y is not a {'minimum' if sign > 0 else 'maximum'} on the box: at coordinates "
-            f"{list(idx[wrong][:8])} it sits on a bound that f pulls it away from "
-            f"(multiplier {mu[wrong].min():.3e} < 0). Pass a better forward solver or start.",
-        )
-    weak = onp.abs(mu) <= 1e-8 * scale
-    if weak.any():
-        warnings.warn(
-            f"bounds on coordinates {list(idx[weak][:8])} are weakly active (multiplier "
-            "~ 0): the solution map has a kink there; the derivative returned keeps them "
-            "on their bounds.",
-            DegenerateConstraintWarning,
-            stacklevel=3,
-        )
+    return mu, onp.abs(mu) <= 1e-8 * scale, scale

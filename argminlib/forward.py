@@ -154,7 +154,9 @@ def newton(f, x, y0, *, maximize=False, gtol=1e-10, maxiter=500, escapes=3, step
 def quasi_newton(f, x, y0, *, maximize=False, gtol=1e-6, maxiter=2000, bounds=None):
     """Minimise (or maximise) ``f(x, y)`` over ``y`` from ``y0`` by scipy's L-BFGS-B on
     autograd gradients (one backward pass per evaluation, no Hessian products), on ``f``
-    divided by its curvature scale at ``y0`` (so ``gtol`` is relative). Returns ``y`` (shape
+    divided by the largest entry of its gradient at ``y0`` (so ``gtol`` is the reduction of
+    the gradient asked for; at a start where the gradient vanishes, by its curvature
+    scale). Returns ``y`` (shape
     of ``y0``) for the problem's Newton polish, which takes it to full accuracy with the
     Hessian the derivative needs anyway: on smooth problems of a few hundred unknowns this
     is several times cheaper than :func:`newton`'s Hessian-vector products. ``bounds``:
@@ -175,7 +177,11 @@ def quasi_newton(f, x, y0, *, maximize=False, gtol=1e-6, maxiter=2000, bounds=No
         raise NonFiniteError(
             "f(x, y0) is NaN or inf at the starting point: start where f is finite."
         )
-    scale = _curvature_scale(value, jac, hessp, z)
+    # f is divided by the size of its gradient at the start, so that gtol asks for a
+    # relative reduction of the gradient: a curvature scale (newton's) can make a large
+    # gradient look converged where f's curvature at y0 is huge (sqrt(y^2 + 1e-14) at 0)
+    g0 = float(onp.max(onp.abs(jac(z)), initial=0.0))
+    scale = g0 if onp.isfinite(g0) and g0 > 0 else _curvature_scale(value, jac, hessp, z)
     vg = value_and_grad(
         lambda z_: f(x, anp.reshape(z_, y0.shape)) * ((-1.0 if maximize else 1.0) / scale)
     )
@@ -216,7 +222,10 @@ def gradient_jumps(f, x, y, *, rel=1e-6, seed=None):
     with ``h``; where the gradient jumps across ``y`` (``sign(y_i)`` at ``y_i = 0``), an entry
     of ``D`` keeps its size ``O(1)`` as ``h`` falls. An entry counts as a jump when
     ``|D_i(h / 10)| > 0.5 |D_i(h)|`` and ``|D_i(h)|`` is far above rounding
-    (``1e-6`` of the gradient's size and of ``h |f_YY d|``'s), at ``h = rel * max(1, |y|)``.
+    (``1e-6`` of the gradient's size and of ``h |f_YY d|``'s), with a step of
+    ``rel * max(1, |y_i|)`` in each coordinate. A smooth function whose curvature changes on
+    a scale below that step (``sqrt(y^2 + eps^2)`` with ``eps < rel``) looks kinked at it,
+    and is, to the accuracy a derivative at ``y`` can have.
     The random direction (of this process's entropy) crosses every kink through ``y`` with
     probability one."""
     from .randomness import generator  # (a leaf module)
@@ -226,9 +235,11 @@ def gradient_jumps(f, x, y, *, rel=1e-6, seed=None):
     shape = y.shape
     g = grad(lambda z_: f(x, anp.reshape(z_, shape)))
     z = y.reshape(-1)
+    # each coordinate stepped in its own scale, rel * max(1, |y_i|): a coordinate of 1e8
+    # must not make the step of a coordinate of 1 a hundred
     d = generator(seed, 7).standard_normal(z.size)
-    d /= onp.linalg.norm(d) or 1.0
-    h = rel * max(1.0, float(onp.max(onp.abs(z), initial=0.0)))
+    d *= onp.maximum(1.0, onp.abs(z)) / (onp.linalg.norm(d) or 1.0)
+    h = rel
 
     def diff(step):
         with warnings.catch_warnings(), onp.errstate(all="ignore"):

@@ -74,6 +74,12 @@ def plain(x):
     return x
 
 
+def value(x):
+    """The plain value of ``x``: every autograd box removed (containers recursively), for
+    computing a solution to hand to :func:`root` or :func:`fixed_point` inside ``grad``."""
+    return plain(x)
+
+
 def traceable(x):
     """``x`` with every plain container that holds traced values rebuilt with autograd's
     container primitives, so that a tuple ``(box, 2.0)`` is itself traced (a primitive
@@ -670,12 +676,23 @@ def polish(make_solution, z, steps, ny=None, tol=None):
     return sol, size
 
 
-def root(F, x, z, *, solver="gmres", symmetric=False, tol=1e-6, certify=True, polish_steps=5):
+def root(
+    F,
+    x,
+    z,
+    *,
+    solver="gmres",
+    symmetric=False,
+    tol=1e-6,
+    certify=True,
+    polish_steps=5,
+    _caller="root",
+):
     """``z`` with the derivative of the implicit function ``F(x, z(x)) = 0`` attached:
     an autograd-differentiable function of ``x`` (as JAXopt's ``custom_root``).
 
-    ``z`` is a solution you computed by any means (any array shape; if autograd traced its
-    computation, the trace is dropped: the derivative is the implicit one). Up to ``polish_steps``
+    ``z`` is a solution you computed by any means (any array shape), from plain values
+    (:func:`value` of a traced ``x``). Up to ``polish_steps``
     Newton steps refine it (so a solver's ``1e-8`` answer becomes a ``1e-15`` one); then
     the Newton step ``-A^{-1} F(x, z)`` must be at most ``tol * max(1, |z|)`` in every
     entry, and ``A = dF/dz`` nonsingular (certified as in :mod:`argminlib.certify`). The
@@ -685,9 +702,17 @@ def root(F, x, z, *, solver="gmres", symmetric=False, tol=1e-6, certify=True, po
 
         z = al.root(lambda x, z: z**2 - x, x, onp.sqrt(x))
     """
-    # z is only the point: its derivative is the implicit function theorem's, whatever
-    # computed it (a loop on traced values included), as for JAXopt's custom_root
-    z = getval(z)
+    if is_traced(z):
+        # dropping the trace could be silently wrong: it may carry a dependence on a
+        # variable other than x (a hyperparameter in T's closure), which the implicit
+        # derivative in x would lose
+        raise InputError(
+            f"z is being traced by autograd: {_caller} attaches the implicit derivative in x "
+            "to a solution you computed, and z's own trace may depend on variables other "
+            "than x (lost if dropped). Compute z from plain values, e.g. "
+            "z = my_solver(al.value(x)), and pass the traced x; put every variable that "
+            f"{'T' if _caller == 'fixed_point' else 'F'} depends on into x."
+        )
     if isinstance(z, (list, tuple)):
         z = onp.asarray(z, dtype=float)
     shape = onp.shape(getval(z))
@@ -742,6 +767,7 @@ def fixed_point(T, x, z, *, solver="gmres", tol=1e-6, certify=True, polish_steps
         tol=tol,
         certify=certify,
         polish_steps=polish_steps,
+        _caller="fixed_point",
     )
 
 

@@ -19,6 +19,7 @@ from autograd.tracer import getval
 from .exceptions import (
     CurvatureError,
     ForwardSolveError,
+    LinearSolveError,
     NonSmoothError,
     NotStationaryError,
     ShapeError,
@@ -43,7 +44,13 @@ __all__ = [
 
 
 #: the refusals of a solution that a kink of f can cause (see Unconstrained.diagnose_refusal)
-REFUSALS = (CurvatureError, ForwardSolveError, NotStationaryError, SingularHessianError)
+REFUSALS = (
+    CurvatureError,
+    ForwardSolveError,
+    NotStationaryError,
+    SingularHessianError,
+    LinearSolveError,
+)
 
 
 class Unconstrained(Problem):
@@ -132,18 +139,24 @@ class Unconstrained(Problem):
         can stop at a saddle or fail to converge; when the certificate or the polish
         refuses its answer, the problem is solved again by :func:`~argminlib.newton`
         (trust-region Newton that leaves saddles) from ``y0``, and that answer decides,
-        unless the gradient of ``f`` jumps at the refused answer
-        (:meth:`diagnose_refusal`: no smooth solver helps then)."""
+        and if that is refused too and the gradient of ``f`` jumps at its answer, the refusal
+        is a kink (:meth:`diagnose_refusal`)."""
         xv = plain(x)
         try:
             return super().solve(x)
         except REFUSALS as err:
-            self.diagnose_refusal(xv, err)
-            if self.forward_solver is not None or self.mode == "stationary":
+            default = self.forward_solver is None and self.mode != "stationary"
+            if not (
+                default and isinstance(err, (CurvatureError, ForwardSolveError, LinearSolveError))
+            ):
+                self.diagnose_refusal(xv, err)
                 raise
-            if not isinstance(err, (CurvatureError, ForwardSolveError)):
-                raise
+            first = err
+        try:  # (outside the except clause: the fallback's errors are its own)
             return self.accept(xv, newton(self.f, xv, self.y0, maximize=self.mode == "max"))
+        except REFUSALS as err:
+            self.diagnose_refusal(xv, err)  # (at the fallback's answer)
+            raise err from first
 
     def at(self, x, y):
         try:
@@ -178,7 +191,8 @@ class Unconstrained(Problem):
             "that: y = al.fixed_point(lambda x, y: prox(x, y - t * grad_smooth(x, y)), x, "
             "y_solved), e.g. with the soft threshold prox = sign(v) * max(|v| - t x, 0) (the "
             "book's chapter 4, 'Non-smooth problems'); or smooth f (e.g. sqrt(y^2 + eps^2) "
-            "for |y|).",
+            "for |y|, with eps well above 1e-6 times the scale of y: a sharper bend is a kink "
+            "at the resolution of this check and of the derivative).",
             coordinates=jumps,
         ) from err
 

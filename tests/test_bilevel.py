@@ -184,3 +184,23 @@ def test_bad_bounds_and_starts_are_named():
         al.gradient_descent(loss, onp.zeros(3), bounds=(1.0, -1.0))
     with pytest.raises(al.InputError, match="theta0"):
         al.gradient_descent(loss, "abc")
+
+
+def test_integer_and_list_starts_numpy_steps_and_a_failing_callback():
+    """Hostile review: theta0 = 0 or [0, 1] was refused ('must be a number') although argmin
+    reads ints as floats; step=np.float32(0.1) was refused; an exception in the callback
+    lost the history."""
+    loss, x_star = closed_form_problem()
+    hist = al.lbfgs(loss, [0, 0, 0])  # (a list of numbers: an array, as argmin reads it)
+    assert al.max_error(hist.theta, x_star) < 1e-4
+    hist = al.lbfgs(lambda t: loss(anp.append(t["a"], t["b"])), {"a": [0, 0], "b": 0})
+    assert al.max_error(onp.append(hist.theta["a"], hist.theta["b"]), x_star) < 1e-4
+    hist = al.gradient_descent(loss, onp.zeros(3), step=onp.float32(0.1), maxiter=3)
+    assert len(hist.losses) == 4
+
+    def bad(theta, value):
+        raise ZeroDivisionError("in the user's callback")
+
+    with pytest.raises(ZeroDivisionError) as err:
+        al.gradient_descent(loss, onp.zeros(3), callback=bad)
+    assert len(err.value.history.losses) == 1

@@ -259,3 +259,36 @@ def test_nested_argmin_with_matrix_free_inner_solver(solver):
     x = onp.array([0.3, -0.5, 1.0])
     g = grad(loss)(x)
     assert al.max_error(g, al.fd_grad(loss, x, eps=1e-6)) < 1e-6
+
+
+def test_a_traced_z_is_refused_naming_the_function():
+    """Hostile review: fixed_point once dropped a traced z's trace, and a hyperparameter
+    that only z's trace carried (lam, in T's closure) got a derivative of 0 without a word
+    (finite differences: 0.88). A traced z is refused, naming fixed_point and al.value;
+    computed on plain values, with lam passed in x, the derivative is right."""
+    rng = onp.random.default_rng(0)
+    A, b = rng.normal(size=(20, 5)), rng.normal(size=20)
+    t = 1.0 / onp.linalg.norm(A, 2) ** 2
+
+    def prox_step(lam, b_, y):
+        v = y - t * (A.T @ (A @ y - b_))
+        return anp.sign(v) * anp.maximum(anp.abs(v) - t * lam, 0.0)
+
+    def solve(lam):
+        y = onp.zeros(5)
+        for _ in range(2000):
+            y = prox_step(lam, b, y)
+        return y
+
+    def hidden(lam):  # lam only in the closure; z traced in lam
+        y = al.fixed_point(lambda b_, y_: prox_step(lam, b_, y_), b, solve(lam))
+        return anp.sum((A @ y - b) ** 2)
+
+    with pytest.raises(al.InputError, match=r"fixed_point.*al\.value"):
+        grad(hidden)(2.0)
+
+    def explicit(lam):  # lam in x; z from plain values
+        y = al.fixed_point(lambda lam_, y_: prox_step(lam_, b, y_), lam, solve(al.value(lam)))
+        return anp.sum((A @ y - b) ** 2)
+
+    assert grad(explicit)(2.0) == pytest.approx(al.fd_grad(explicit, 2.0), rel=1e-6)
