@@ -5,12 +5,12 @@ shape ``(B, n)``) and returns the ``B`` objectives, problem ``b`` depending only
 and ``y[b]``. The mathematical basis is one fact: the Hessian in ``y`` of the summed
 objective ``F(x, y) = sum_b f_b(x_b, y_b)`` is block diagonal, ``H = diag(H_0, ...,
 H_{B-1})`` with ``H_b = d^2 f_b / dy_b^2``, and its gradient ``F_Y`` stacks the problems'
-gradients. So one autograd Hessian-vector product of ``F`` (:meth:`_Point.hvp`) is a
+gradients. So one autograd Hessian-vector product of ``F`` (``_Point.hvp``) is a
 product with every block at once, and everything is built on it:
 
 * the dense blocks: ``n`` products, direction ``e_j`` in every block giving column ``j`` of
   every ``H_b``; then numpy's stacked Cholesky factorises them all in one call;
-* block-diagonal CG (:func:`_block_cg`): stacked ``(B, n)`` vectors, one product per
+* block-diagonal CG (``_block_cg``): stacked ``(B, n)`` vectors, one product per
   iteration for all problems, each with its own step scalars and convergence test;
 * the forward solve: Newton on ``F`` (a stacked Newton step is each problem's own), with
   a line search on each ``f_b``; then at most five Newton steps of polish and the
@@ -80,7 +80,7 @@ def argmin_batch(f, x, y0, *, mode="min", solver="dense", tol=1e-6, certify=True
     read as floats), or a tuple, list or dict of such arrays (a parameter shared by all
     problems is passed broadcast, e.g. ``lam * ones(B)``: its gradient is then the sum).
     ``f(x, y)`` gets the whole batch and returns shape ``(B,)``; ``f(x, y)[b]`` must depend
-    only on ``x[b]`` and ``y[b]`` (checked at the solution, see :func:`_coupling`).
+    only on ``x[b]`` and ``y[b]`` (checked at the solution, by ``_coupling``).
 
     ``solver``: ``"dense"`` (the ``B`` Hessians from ``n`` block-diagonal products,
     factorised by one stacked Cholesky) or ``"cg"`` (block-diagonal conjugate gradients);
@@ -90,7 +90,7 @@ def argmin_batch(f, x, y0, *, mode="min", solver="dense", tol=1e-6, certify=True
     steps and accepted only if its Newton step is at most ``tol * max(1, |y_b|)``.
     ``certify``: ``True``, ``False`` or an :class:`argminlib.Certify` (``rcond``, Lanczos
     ``steps``...): each ``H_b`` must be positive definite (``mode="max"``: negative) and
-    well conditioned, see :meth:`_Batch.certify`.
+    well conditioned (``_Batch.certify``).
 
     Every failure names the problems: a saddle in problem 417 of 1000 raises a
     :class:`~argminlib.CurvatureError` that says "problem 417", how many others fail and
@@ -368,7 +368,7 @@ def _rownorm(a):
 
 def _block_cg(hvp, b, sign, rtol, maxiter, x0=None, lam=None, modified=False):
     """``w_b = H_b^{-1} b_b`` for every problem by one block-diagonal CG iteration: CG on
-    ``sign H`` (definite), stacked ``(B, n)`` vectors, one product :meth:`_Point.hvp` per
+    ``sign H`` (definite), stacked ``(B, n)`` vectors, one product ``_Point.hvp`` per
     iteration for all problems, each problem with its own ``alpha_b``, ``beta_b`` and
     convergence test; a converged problem stops changing (its direction is zero).
 
@@ -544,7 +544,7 @@ class _Batch:
         the problems where it was computed. ``modified`` (the forward solve): a block of
         the wrong curvature gets ``-|H_b|^{-1} g_b`` instead (the absolute values of its
         eigenvalues, floored at ``1e-8`` of the largest; Gill-Murray), a descent
-        direction for ``sign f_b``; with CG, the step of :func:`_block_cg`'s ``modified``.
+        direction for ``sign f_b``; with CG, the step of ``_block_cg``'s ``modified``.
         ``lam``: the certificate's lower bounds on the curvature, which bound each step by
         ``|g_b| / lam_b``; with CG, a problem whose bound is below ``min(tol, NEGLIGIBLE)
         max(1, |y_b|)`` is not solved for (its step is returned as zero: not taken)."""

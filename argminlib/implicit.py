@@ -692,7 +692,7 @@ def root(
     an autograd-differentiable function of ``x`` (as JAXopt's ``custom_root``).
 
     ``z`` is a solution you computed by any means (any array shape), from plain values
-    (:func:`value` of a traced ``x``). Up to ``polish_steps``
+    (:func:`~argminlib.value` of a traced ``x``). Up to ``polish_steps``
     Newton steps refine it (so a solver's ``1e-8`` answer becomes a ``1e-15`` one); then
     the Newton step ``-A^{-1} F(x, z)`` must be at most ``tol * max(1, |z|)`` in every
     entry, and ``A = dF/dz`` nonsingular (certified as in :mod:`argminlib.certify`). The

@@ -200,8 +200,8 @@ class Problem:
 
     @property
     def start(self):
-        """Where the forward solver starts: ``y0``, or with ``warm_start=True`` the last
-        solution this problem accepted (``last``). A warm start only saves forward work:
+        """The point the forward solver starts from, ``y0``, or with ``warm_start=True``
+        the last solution this problem accepted (``last``). A warm start only saves forward work:
         the answer is polished and certified as from any start; but on a problem with
         several minima it follows the branch of the last solution, not ``y0``'s."""
         return self.last if (self.warm_start and self.last is not None) else self.y0

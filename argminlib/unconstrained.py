@@ -80,8 +80,8 @@ class Unconstrained(Problem):
         ``True``, ``False`` or a :class:`argminlib.Certify`: the second-order check.
     warm_start : bool
         Start each forward solve from the last accepted solution instead of ``y0`` (see
-        :attr:`~argminlib.Problem.start`): in an upper-level loop, where ``x`` moves a
-        little per step, the polish alone then often finishes the solve.
+        :attr:`Problem.start <argminlib.Problem.start>`): in an upper-level loop, where
+        ``x`` moves a little per step, the polish alone then often finishes the solve.
     hess : callable, optional
         ``hess(x, y)``: ``f_YY`` as an array, a scipy.sparse matrix or a LinearOperator
         (scipy's name). Used by the linear solves and the certificate and checked against

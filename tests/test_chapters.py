@@ -16,8 +16,8 @@ pytestmark = pytest.mark.chapter
 FAST = {
     "book/ch01_introduction": {"n": 4},
     "book/ch02_unconstrained": {"grid": 41, "n_branch": 15, "n_sizes": 5},
-    "book/ch03_equality": {},
-    "book/ch04_inequality": {"n_grid": 21, "ts": [1.0, 10.0], "n_path": 9},
+    "book/ch03_equality": {"n_sizes": 5},
+    "book/ch04_inequality": {"n_grid": 21, "ts": [1.0, 10.0], "n_path": 9, "n_sizes": 5},
     "book/ch05_bilevel": {"iterations": 60, "known_iterations": 300},
     "book/ch06_scale": {
         "n_demo": 200,
@@ -94,6 +94,8 @@ def test_ch01_introduction(results):
     v = values(results, "book/ch01_introduction")
     assert v["ch1_n"] == 4
     assert v["ch1_fd_error"] < 1e-6
+    # the hypergradient by hand (autograd HVPs, scipy CG) is the library's
+    assert v["ch1_hand_error"] < 1e-10
 
 
 def test_ch02_unconstrained(results):
@@ -118,12 +120,16 @@ def test_ch02_unconstrained(results):
     # the first-order prediction is exact to second order: error ~ step^2, motion ~ step
     assert v["fig2_slope"] == pytest.approx(2.0, abs=0.15)
     assert v["fig2_motion_slope"] == pytest.approx(1.0, abs=0.1)
+    assert v["fig2_min_length"] == pytest.approx(1e-3) and v["fig2_target"] == "(1, 1)"
+    # the exercises' checks
+    assert v["ex21_error"] < 1e-8 and v["ex23_error"] < 1e-12
 
 
 def test_ch03_equality(results):
     v = values(results, "book/ch03_equality")
-    for key in ("l41_error", "dep_error", "nl_error", "fig4_theta_error"):
+    for key in ("l41_error", "dep_error", "nl_error", "nl_lemma_error", "fig4_theta_error"):
         assert v[key] < 1e-8, key
+    assert v["nl_residual"] < 1e-12  # the least-squares multipliers satisfy stationarity
     assert v["ns_error"] < 1e-12 and v["kkt_solver_error"] < 1e-8 and v["l41_feas"] < 1e-12
     assert v["drop_error"] > 1e-2  # ignoring the x-dependence of A, b is visibly wrong
     assert v["fig4_loss_after"] < v["fig4_loss_before"]
@@ -131,6 +137,11 @@ def test_ch03_equality(results):
     # the constraint holds for x*_1 before and after the step, and the motion is visible
     assert v["fig4_constraint_before"] < 1e-8 and v["fig4_constraint_after"] < 1e-8
     assert v["fig4_movement"] > 0.2
+    # the prediction error is second order in the step, the motion first order
+    assert v["fig4_slope"] == pytest.approx(2.0, abs=0.15)
+    assert v["fig4_motion_slope"] == pytest.approx(1.0, abs=0.1)
+    assert v["fig4_min_length"] == pytest.approx(1e-3)
+    assert v["ex31_error"] < 1e-12 and v["ex32_error"] < 1e-8
 
 
 def test_ch04_inequality(results):
@@ -145,6 +156,7 @@ def test_ch04_inequality(results):
     assert v["conv_last"] < 1e-3 < v["conv_first"]
     assert v["conv_slope"] == pytest.approx(-1.0, abs=0.05)  # the barrier's 1/t rate
     assert v["exact_max_error"] < 1e-10 and v["several_exact_error"] < 1e-7
+    assert v["exact_solution_error"] < 1e-8  # the solver's answer, checked against max(x, 0)
     assert v["several_barrier_last"] < 1e-2
     assert v["ball_fd_error"] < 1e-7 and v["ball_vs_exact"] < 0.1
     assert v["fig5_loss_after"] < v["fig5_loss_before"]
@@ -153,8 +165,15 @@ def test_ch04_inequality(results):
     assert v["fig5_active_before"] == 1 and v["fig5_active_after"] == 1
     assert 0.98 < v["fig5_norm_before"] < 1 and 0.98 < v["fig5_norm_after"] < 1
     assert v["fig5_movement"] > 0.2
+    # the first-order prediction of x*_1 leaves the disc: a tangent step, of second order
+    assert v["fig5_pred_norm"] > 1.0 and v["fig5_pred_cos"] < 0.05
+    assert v["fig5_pythagoras"] == pytest.approx(v["fig5_pred_norm"], abs=0.01)
+    assert v["fig5_slope"] == pytest.approx(2.0, abs=0.15)
+    assert v["fig5_motion_slope"] == pytest.approx(1.0, abs=0.1)
+    assert v["fig5_min_length"] == pytest.approx(1e-3)
+    assert v["ex42_error"] < 1e-8 and v["ex43_error"] < 1e-10 and v["ex43_active"] == 2
     # the lasso: refused through argmin (a kink), right through the proximal fixed point
-    assert v["lasso_jumps"] >= 1 and 0 < v["lasso_support"] < 10
+    assert v["lasso_refused"] == 1 and 0 < v["lasso_support"] < 10
     assert v["lasso_closed_error"] < 1e-10 and v["lasso_fd_error"] < 1e-6
 
 
@@ -167,6 +186,9 @@ def test_ch05_bilevel(results):
         assert v[f"bl_{variant}_last"] < 1e-8, variant
         assert v[f"bl_{variant}_distance"] < 1e-4, variant
     assert v["known_lbfgs_error"] < 1e-5 and v["known_backtracking_error"] < 1e-3
+    # exercise 5.2: targets in one open half-plane stay out of reach, above the bound
+    assert v["ex52_loss"] >= v["ex52_bound"] > 0.5
+    assert v["ex52_margin"] < 1e-6
 
 
 def test_ch06_scale(results):
