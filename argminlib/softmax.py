@@ -40,6 +40,7 @@ __all__ = [
     "ml_problem",
     "ml_feature",
     "ml_features",
+    "ml_features_batch",
     "random_parameters",
     "StepResult",
     "first_order_step",
@@ -133,6 +134,25 @@ def ml_feature(i, theta, m, n, variant="unconstrained", **options):
 def ml_features(theta, m, n, variant="unconstrained", **options):
     """All ``m`` maximum-likelihood features, stacked as an ``m x n`` array."""
     return anp.stack([ml_feature(i, theta, m, n, variant, **options) for i in range(m)])
+
+
+def ml_features_batch(theta, m, n, *, lam=0.1, solver="dense", tol=1e-6):
+    """The ``m`` unconstrained maximum-likelihood features in one batched call
+    (``argmax(..., batch=True)``): problem ``i`` is ``argmax_x l_i(x)`` with its own copy
+    of ``theta`` (the ``m`` copies are one array, so the gradient in ``theta`` sums over
+    the classes), and every Hessian is formed and factorised at once. Equals
+    :func:`ml_features` with ``variant="unconstrained"``."""
+    from .api import argmax  # (api imports the problem classes this module uses)
+
+    k = anp.arange(m)
+
+    def f(X, Y):  # X: the m copies of theta; Y: the m features
+        A = anp.reshape(X[:, : m * n], (m, m, n))
+        S = anp.einsum("bjk,bk->bj", A, Y) + X[:, m * n :]
+        return S[k, k] - logsumexp(S, axis=1) - 0.5 * lam * anp.sum(Y**2, axis=1)
+
+    copies = anp.tile(anp.reshape(theta, (1, -1)), (m, 1))
+    return argmax(f, copies, onp.zeros((m, n)), batch=True, solver=solver, tol=tol)
 
 
 @dataclass

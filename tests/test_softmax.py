@@ -119,3 +119,24 @@ def test_step_of_given_length(theta):
     assert small.prediction_error < 0.35 * big.prediction_error
     with pytest.raises(ValueError, match="exactly one"):
         sm.first_order_step(theta, M, N, "unconstrained", target, eta=0.1, size=0.1)
+
+
+@pytest.mark.parametrize("solver", ["dense", "cg"])
+def test_the_m_features_in_one_batched_call(solver):
+    """Issue 18: the exemplar's m maximum-likelihood features (one argmax per class) in one
+    batch=True call: the same features and the same gradient of an upper-level loss in
+    theta as the loop of single problems."""
+    m, n = 3, 2
+    a, b = sm.random_parameters(m, n, seed=0)
+    theta = sm.flatten_parameters(a, b)
+    loop = sm.ml_features(theta, m, n)
+    batch = sm.ml_features_batch(theta, m, n, solver=solver)
+    assert al.max_error(batch, loop, relative=True) < 1e-10
+    target = onp.array([[0.6, 0.4], [-0.4, 0.5], [0.1, -0.7]])
+
+    def loss(features):
+        return lambda th: 0.5 * anp.sum((features(th) - target) ** 2)
+
+    g_loop = grad(loss(lambda th: sm.ml_features(th, m, n)))(theta)
+    g_batch = grad(loss(lambda th: sm.ml_features_batch(th, m, n, solver=solver)))(theta)
+    assert al.max_error(g_batch, g_loop, relative=True) < 1e-7
