@@ -16,6 +16,7 @@ bounds is ever formed.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 import autograd.numpy as anp
@@ -24,7 +25,7 @@ import scipy.optimize as sopt
 from autograd import grad, jacobian
 from autograd.misc import flatten
 
-from .exceptions import DegenerateConstraintWarning, InputError, NotStationaryError
+from .exceptions import ArgminError, DegenerateConstraintWarning, InputError, NotStationaryError
 from .forward import quasi_newton, slsqp
 from .implicit import plain
 from .partials import flat_values
@@ -165,7 +166,8 @@ def argmin_bounded(
         if fixed.all():
             break
         prob, embed, free = restricted(fixed, y)
-        u = onp.asarray(prob.solve(xv).z[: free.size], dtype=float)
+        with _restricted_errors(free):
+            u = onp.asarray(prob.solve(xv).z[: free.size], dtype=float)
         y_new = onp.array(y)
         y_new[free] = u
         out_lo, out_hi = ~fixed & (y_new < lo), ~fixed & (y_new > hi)
@@ -195,10 +197,31 @@ def argmin_bounded(
         out = anp.reshape(anp.array(y) + 0.0 * _zero_of(x), shape)
         return (out, None) if return_info else out
     prob, embed, free = restricted(fixed, y)
-    if return_info:
-        u, info = prob(x, return_info=True)
-        return embed(u), info
-    return embed(prob(x))
+    with _restricted_errors(free):
+        if return_info:
+            u, info = prob(x, return_info=True)
+            return embed(u), info
+        return embed(prob(x))
+
+
+@contextlib.contextmanager
+def _restricted_errors(free):
+    """An :class:`~argminlib.ArgminError` of the restricted problem, said of the whole
+    ``y``: its coordinates (``NonSmoothError.coordinates``) mapped back through ``free``,
+    and its message told that its matrices and indices are those of the restricted one."""
+    try:
+        yield
+    except ArgminError as err:
+        if getattr(err, "coordinates", None):
+            err.coordinates = tuple(int(free[i]) for i in err.coordinates)
+        shown = ", ".join(str(int(i)) for i in free[:8]) + (", ..." if free.size > 8 else "")
+        note = (
+            f" (bounds=: this is the problem restricted to the {free.size} coordinates off "
+            f"their bounds, flat indices {shown} of y; indices in this message count among "
+            "them.)"
+        )
+        err.args = ((str(err.args[0]) if err.args else "") + note,) + tuple(err.args[1:])
+        raise
 
 
 def _zero_of(x):

@@ -232,3 +232,18 @@ def test_scalar_y_and_a_dict_x_with_every_coordinate_fixed():
 
     g = grad(loss)({"a": onp.array([-1.0, -0.5, -3.0])})
     assert onp.all(g["a"] == 0)
+
+
+def test_a_refusal_of_the_restricted_problem_is_said_of_the_whole_y():
+    """Hostile review: a kink at y[3], with y[0] and y[1] on their bounds, was reported at
+    'flat index 1' (of the free sub-vector). The coordinates now count in y, and the
+    message says it is the restricted problem."""
+
+    def f(x, y):
+        return anp.sum((y - x) ** 2) + 2.0 * anp.abs(y[3])
+
+    x = onp.array([0.0, 0.0, 0.5, 0.3, -0.7])
+    lo = onp.array([1.0, 1.0, -5, -5, -5])
+    with pytest.raises(al.NonSmoothError, match="restricted to the 3 coordinates") as err:
+        al.argmin(f, x, onp.full(5, 1.5), bounds=(lo, None))
+    assert err.value.coordinates == (3,)
