@@ -17,7 +17,7 @@ FAST = {
     "book/ch01_introduction": {"n": 4},
     "book/ch02_unconstrained": {"grid": 41, "n_branch": 15, "n_sizes": 5},
     "book/ch03_equality": {"n_sizes": 5},
-    "book/ch04_inequality": {"n_grid": 21, "ts": [1.0, 10.0], "n_path": 9, "n_sizes": 5},
+    "book/ch04_inequality": {"n_grid": 21, "ts": [1.0, 10.0], "n_path": 25, "n_sizes": 5},
     "book/ch05_bilevel": {"iterations": 60, "known_iterations": 300},
     "book/ch06_scale": {
         "n_demo": 200,
