@@ -190,7 +190,7 @@ def first_order_step(theta, m, n, variant, target, *, i=0, eta=None, size=None, 
     """Step on all parameters against the gradient ``g`` of ``1/2 ||x*_i(theta) - target||^2``
     and compare the re-solved features with their first-order prediction (see
     :class:`StepResult`). The step is ``dtheta = -eta g`` or, with ``size``, the step of
-    length ``size`` along ``-g`` (``dtheta = -size g / ||g||``): the book's convention, so
+    length ``size`` along ``-g`` (``dtheta = -size * g / ||g||``): the book's convention, so
     that figures with different constraints take steps of the same length."""
     if (eta is None) == (size is None):
         raise ValueError("give exactly one of eta (a multiple of the gradient) or size")
