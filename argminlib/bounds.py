@@ -195,13 +195,29 @@ def argmin_bounded(
         )
     if fixed.all():  # every coordinate on a bound: constant in x
         out = anp.reshape(anp.array(y) + 0.0 * _zero_of(x), shape)
-        return (out, None) if return_info else out
+        return (out, _NothingSolved()) if return_info else out
     prob, embed, free = restricted(fixed, y)
     with _restricted_errors(free):
         if return_info:
             u, info = prob(x, return_info=True)
             return embed(u), info
         return embed(prob(x))
+
+
+class _NothingSolved:
+    """The ``info`` of a bounded solution with every coordinate on a bound: no curvature to
+    certify and no solve (an :class:`~argminlib.ArgminInfo` with nothing in it)."""
+
+    certificate = None
+
+    @property
+    def solves(self):
+        from .linsolve import SolveInfo
+
+        return SolveInfo("none: every coordinate on a bound", 0, 0.0, True, 0)
+
+    def __repr__(self):
+        return "ArgminInfo(solves=0: every coordinate on a bound, nothing to solve)"
 
 
 @contextlib.contextmanager

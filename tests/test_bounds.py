@@ -247,3 +247,16 @@ def test_a_refusal_of_the_restricted_problem_is_said_of_the_whole_y():
     with pytest.raises(al.NonSmoothError, match="restricted to the 3 coordinates") as err:
         al.argmin(f, x, onp.full(5, 1.5), bounds=(lo, None))
     assert err.value.coordinates == (3,)
+
+
+def test_return_info_when_every_coordinate_is_fixed():
+    """Hostile review: info was None when nothing was free (info.solves raised)."""
+    y, info = al.argmin(
+        lambda x, y_: anp.sum(x * y_),
+        onp.ones(3),
+        0.5 * onp.ones(3),
+        bounds=(0, 1),
+        return_info=True,
+    )
+    assert onp.all(y == 0) and info.solves.solves == 0 and info.certificate is None
+    assert "nothing to solve" in repr(info)
