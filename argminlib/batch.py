@@ -37,7 +37,7 @@ from autograd.builtins import tuple as atuple
 from autograd.extend import vspace
 from autograd.tracer import getval
 
-from .certify import _needed_steps, as_certify
+from .certify import _equilibration, _needed_steps, as_certify
 from .exceptions import (
     ArgminError,
     CurvatureError,
@@ -318,32 +318,12 @@ class _Point:
             return None
 
 
-def _equilibrated(H, sweeps=60):
-    """``(d, D H D)`` for every block (``d``: ``(B, n)``), as
-    :func:`argminlib.certify.equilibrated` for one: every row's largest ``|entry|`` of
-    ``D H_b D`` within a factor 2 of 1, from ``D = |diag H_b|^(-1/2)`` by Ruiz's iteration,
-    each block on its own (a definite block is done at the start: unit diagonal). A
-    congruence keeps the inertia, and a factorised solve's accuracy depends on
-    ``cond(D H_b D)``, not on ``cond(H_b)``: so definiteness and conditioning are judged on
-    the scaled blocks (a badly scaled but isolated minimum is not ill-conditioned)."""
-    diag = onp.abs(onp.einsum("bii->bi", H))
-    d = onp.where(diag > 0, 1.0 / onp.sqrt(onp.where(diag > 0, diag, 1.0)), 1.0)
-    S = (d[:, :, None] * d[:, None, :]) * H
-    # a unit diagonal makes every row's largest entry >= 1: within a factor 2 of 1 unless
-    # some entry exceeds 2 (so the common case needs no row maxima)
-    todo = ~onp.all(diag > 0, axis=1) | (onp.abs(S).reshape(len(H), -1).max(axis=1) > 2.0)
-    for _ in range(sweeps):
-        idx = onp.flatnonzero(todo)
-        if not idx.size:
-            break
-        r = onp.max(onp.abs(S[idx]), axis=2)
-        r = onp.where(r > 0, r, 1.0)  # (a zero row stays as it is)
-        ok = onp.all((r >= 0.5) & (r <= 2.0), axis=1)
-        todo[idx[ok]] = False
-        j = idx[~ok]
-        d[j] = d[j] / onp.sqrt(r[~ok])
-        S[j] = (d[j][:, :, None] * d[j][:, None, :]) * H[j]
-    return d, S
+def _equilibrated(H):
+    """``(d, D H D)`` for every block (``d``: ``(B, n)``): :func:`argminlib.certify.equilibrated`
+    block by block (the same scaling and basis: a congruence keeps the inertia, and a
+    factorised solve's accuracy depends on ``cond(D H_b D)``, not on ``cond(H_b)``)."""
+    d = _equilibration(H)
+    return d, (d[:, :, None] * d[:, None, :]) * H
 
 
 def _cho_solve(L, b):

@@ -24,6 +24,7 @@ import scipy.optimize as sopt
 from autograd import value_and_grad
 from autograd.misc import flatten
 
+from .bounds import as_bounds
 from .exceptions import ArgminError, InputError
 
 __all__ = ["History", "gradient_descent", "lbfgs", "minimize_upper"]
@@ -98,35 +99,29 @@ class _Flat:
         self.hist = History(method)
 
     def _box(self, bounds, theta0):
+        """``(lo, hi)`` over the flattened theta: :func:`argminlib.bounds.as_bounds`, each
+        side first flattened as theta is when it is a container shaped like theta0."""
         n = self.n
         if bounds is None:
             return onp.full(n, -onp.inf), onp.full(n, onp.inf)
-        if isinstance(bounds, sopt.Bounds):
-            lo, hi = bounds.lb, bounds.ub
-        elif isinstance(bounds, (tuple, list)) and len(bounds) == 2:
-            lo, hi = bounds
-        else:
-            raise InputError("bounds must be (lo, hi) or a scipy.optimize.Bounds")
 
-        def side(b, default):
-            if b is None:
-                return onp.full(n, default)
-            if onp.ndim(b) == 0 and not isinstance(b, (dict, list, tuple)):
-                return onp.full(n, float(b))
+        def flat(b):
+            if b is None or (onp.ndim(b) == 0 and not isinstance(b, (dict, list, tuple))):
+                return b
             try:
-                flat = onp.asarray(flatten(b)[0], dtype=float).reshape(-1)
+                out = onp.asarray(flatten(_floats(b))[0], dtype=float).reshape(-1)
             except (TypeError, ValueError):
-                flat = None
-            if flat is None or flat.size != n:
+                out = None
+            if out is None or out.size != n:
                 raise InputError(
-                    f"a bound has {None if flat is None else flat.size} entries; theta has {n}"
+                    f"a bound has {None if out is None else out.size} entries; theta has {n}"
                     " (give a number, or an array or container shaped like theta0)"
                 )
-            return onp.where(onp.isnan(flat), default, flat)
+            return out
 
-        lo, hi = side(lo, -onp.inf), side(hi, onp.inf)
-        if onp.any(lo > hi):
-            raise InputError("bounds: a lower bound is above its upper bound")
+        if isinstance(bounds, (tuple, list)) and len(bounds) == 2:
+            bounds = (flat(bounds[0]), flat(bounds[1]))
+        lo, hi = as_bounds(bounds, (n,))
         if onp.any(self.vec0 < lo) or onp.any(self.vec0 > hi):
             raise InputError("theta0 is outside bounds: start inside the box")
         return lo, hi

@@ -507,16 +507,21 @@ def equilibrated(A, sweeps=60):
 
 
 def _equilibration(A, sweeps=60):
-    """The diagonal ``d`` of :func:`equilibrated` (``D A D = d[:, None] * A * d``)."""
+    """The diagonal ``d`` of :func:`equilibrated` (``D A D = d[:, None] * A * d``), for one
+    matrix or a stack ``(..., n, n)`` of them (each block on its own: ``d`` is
+    ``(..., n)``; :mod:`argminlib.batch` scales its blocks with it)."""
     a = onp.abs(onp.asarray(A, dtype=float))
-    diag = onp.diagonal(a)
+    diag = onp.diagonal(a, axis1=-2, axis2=-1)
     d = onp.where(diag > 0, 1.0 / onp.sqrt(onp.where(diag > 0, diag, 1.0)), 1.0)
+    if a.shape[-1] == 0:
+        return d
     for _ in range(sweeps):
-        r = onp.max(d[:, None] * a * d, axis=1) if a.size else a[:, 0]
+        r = onp.max(d[..., :, None] * a * d[..., None, :], axis=-1)
         r = onp.where(r > 0, r, 1.0)  # (a zero row stays as it is)
-        if onp.all((r >= 0.5) & (r <= 2.0)):
+        done = onp.all((r >= 0.5) & (r <= 2.0), axis=-1)
+        if onp.all(done):
             break
-        d = d / onp.sqrt(r)
+        d = onp.where(done[..., None], d, d / onp.sqrt(r))
     return d
 
 
